@@ -1,0 +1,70 @@
+# postern build. `make` builds build/postern; `make check` runs every test;
+# `make demo` installs what is missing, builds and runs a demo server.
+#
+# Variants: BUILD=build-asan SAN=1 builds with AddressSanitizer and
+# UndefinedBehaviorSanitizer into build-asan/.
+
+BUILD ?= build
+CC ?= cc
+PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS ?= -O2 -g
+ifeq ($(SAN),1)
+CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+VERSION = 0.1.0
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -DPOSTERN_VERSION=\"$(VERSION)\" -Isrc $(PKG_CFLAGS) -MMD -MP
+LIBS = $(PKG_LIBS) -lpthread
+
+SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+OBJ := $(SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all asan check check-unit demo deps clean fuzz bench
+
+all: $(BUILD)/postern $(BUILD)/unit-tests
+
+$(BUILD)/libpostern.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/postern: $(BUILD)/src/main.o $(BUILD)/libpostern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libpostern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+
+# Installs the Debian packages the build and the tests need (as root).
+deps:
+	sh tools/install-deps.sh
+
+# Every test: unit tests and integration tests, against the normal build and
+# the ASan/UBSan build. pytest prints the final summary line.
+check: all asan
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+check-unit: all
+	$(BUILD)/unit-tests
+
+demo:
+	sh tools/install-deps.sh
+	$(MAKE) all
+	sh tools/demo.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -1,0 +1,20 @@
+/*
+ * cli: the subcommands that manage state (`postern user ...`,
+ * `postern alias ...`). main.c has already loaded the configuration and, when
+ * started as root, switched to the configured user, so files created here
+ * belong to the daemon's user.
+ *
+ * argv[0] is the verb ("add", "del", ...). Each returns the process exit
+ * status: 0 ok, 1 failure (message already printed to stderr), 2 usage error.
+ */
+#ifndef POSTERN_CLI_H
+#define POSTERN_CLI_H
+
+#include "config.h"
+
+int cli_user(const struct config *cfg, int argc, char **argv);
+int cli_alias(const struct config *cfg, int argc, char **argv);
+void cli_user_usage(FILE *out);
+void cli_alias_usage(FILE *out);
+
+#endif

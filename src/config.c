@@ -1,0 +1,528 @@
+/*
+ * config: see config.h.
+ *
+ * The schema table below is the single source of truth for every key. Values
+ * are first stored as strings (defaults included), then converted and
+ * cross-checked; each problem is reported with the line of the key that
+ * caused it, or with the file alone when a required key is missing.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/ini.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+enum key_type { T_STRING, T_PATH, T_SIZE, T_DURATION, T_UINT, T_LISTEN, T_LIST, T_ENUM };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t str_off; /* offset of the char * holding the raw value */
+	size_t num_off; /* offset of the uint64_t for numeric types, or 0 */
+	const char *def; /* default, or NULL when there is none */
+	const char *choices; /* for T_ENUM: "a|b" */
+	uint64_t min, max; /* for numeric types */
+	const char *doc;
+};
+
+#define S(f) offsetof(struct config, f)
+/* Numeric keys keep their raw text in a scratch slot; see raw_num[]. */
+#define NUMERIC_RAW ((size_t)-1)
+
+static const struct key keys[] = {
+	{ "server", "hostname", T_STRING, S(hostname), 0, "", NULL, 0, 0,
+	  "The name this host gives in its greeting, EHLO reply and Received headers. Empty: the system's host name." },
+	{ "server", "user", T_STRING, S(user), 0, "postern", NULL, 0, 0,
+	  "Started as root, postern binds its ports and then runs as this unprivileged user." },
+	{ "server", "data_dir", T_PATH, S(data_dir), 0, "/var/lib/postern", NULL, 0, 0,
+	  "Where the state database and the spool live. Must be writable by the user." },
+	{ "server", "mail_dir", T_PATH, S(mail_dir), 0, "", NULL, 0, 0,
+	  "Root of the mailboxes: each one is the Maildir MAIL_DIR/DOMAIN/LOCALPART/. Empty: DATA_DIR/mail." },
+	{ "server", "domains", T_LIST, S(domains_raw), 0, NULL, NULL, 0, 0,
+	  "The domains we receive mail for, separated by commas or spaces. Required." },
+	{ "server", "log_level", T_ENUM, S(log_level), 0, "info", "error|warn|info|debug", 0, 0,
+	  "How much to log: error, warn, info or debug." },
+	{ "server", "recipient_delimiter", T_STRING, S(recipient_delimiter), 0, "+", NULL, 0, 0,
+	  "Sub-addressing: user+tag@domain reaches user@domain. Empty disables it." },
+	{ "server", "workers", T_UINT, NUMERIC_RAW, S(workers), "4", NULL, 1, 64,
+	  "Threads that do the slow disk work (writing and fsyncing mail) so the event loop never waits." },
+	{ "server", "shutdown_timeout", T_DURATION, NUMERIC_RAW, S(shutdown_timeout_ms), "30s", NULL, 0, 3600000,
+	  "On SIGTERM, how long transactions in flight may take to finish before postern exits." },
+
+	{ "smtp", "listen", T_LISTEN, S(smtp_listen_raw), 0, "0.0.0.0:25, [::]:25", NULL, 0, 0,
+	  "Addresses for inbound SMTP (MX), as ADDRESS:PORT or [IPV6]:PORT, separated by commas." },
+	{ "smtp", "max_command_line", T_SIZE, NUMERIC_RAW, S(max_command_line), "2048", NULL, 512, 65536,
+	  "Longest command line accepted, CRLF included (RFC 5321 section 4.5.3.1.4 asks for at least 512)." },
+	{ "smtp", "max_data_line", T_SIZE, NUMERIC_RAW, S(max_data_line), "10000", NULL, 1000, 1048576,
+	  "Longest line accepted inside a message, CRLF included (RFC 5321 asks for at least 1000)." },
+	{ "smtp", "max_message_size", T_SIZE, NUMERIC_RAW, S(max_message_size), "50M", NULL, 1024, 4294967295ULL,
+	  "Largest message accepted; advertised with SIZE (RFC 1870)." },
+	{ "smtp", "max_recipients", T_UINT, NUMERIC_RAW, S(max_recipients), "100", NULL, 1, 100000,
+	  "Recipients per message; more get 452 4.5.3 (RFC 5321 section 4.5.3.1.8)." },
+	{ "smtp", "max_connections", T_UINT, NUMERIC_RAW, S(max_connections), "1000", NULL, 1, 1000000,
+	  "Concurrent SMTP sessions in total; more get 421 4.7.0 and are closed." },
+	{ "smtp", "max_connections_per_client", T_UINT, NUMERIC_RAW, S(max_connections_per_client), "20", NULL, 1, 1000000,
+	  "Concurrent SMTP sessions from one client address." },
+	{ "smtp", "max_errors", T_UINT, NUMERIC_RAW, S(max_errors), "10", NULL, 1, 1000,
+	  "Erroneous commands per session before postern answers 421 4.7.0 and closes it." },
+	{ "smtp", "command_timeout", T_DURATION, NUMERIC_RAW, S(command_timeout_ms), "5m", NULL, 100, 86400000,
+	  "How long to wait for the next command (RFC 5321 section 4.5.3.2.7 says at least 5 minutes)." },
+	{ "smtp", "data_timeout", T_DURATION, NUMERIC_RAW, S(data_timeout_ms), "5m", NULL, 100, 86400000,
+	  "How long to wait for the next block of message data." },
+	{ "smtp", "bare_line_endings", T_ENUM, S(bare_line_endings), 0, "reject", "reject|normalise", 0, 0,
+	  "A bare CR or LF in message data: reject the message (554 5.6.0), or normalise it to CRLF." },
+
+	{ "tls", "certificate", T_PATH, S(tls_certificate), 0, "", NULL, 0, 0,
+	  "PEM certificate chain for STARTTLS. Empty: STARTTLS is not offered." },
+	{ "tls", "key", T_PATH, S(tls_key), 0, "", NULL, 0, 0,
+	  "PEM private key for the certificate." },
+
+	{ "dns", "resolver", T_STRING, S(dns_resolver), 0, "system", NULL, 0, 0,
+	  "'system' for /etc/resolv.conf, or resolver addresses as ADDRESS[:PORT] separated by commas." },
+	{ "dns", "timeout", T_DURATION, NUMERIC_RAW, S(dns_timeout_ms), "5s", NULL, 100, 60000,
+	  "Time allowed for one DNS query." },
+};
+
+/* Raw text of numeric keys, indexed like keys[]. */
+struct loader {
+	struct config *cfg;
+	char *raw[ARRAY_LEN(keys)];
+	int line[ARRAY_LEN(keys)];
+	FILE *err;
+	int nerr;
+};
+
+static char **str_slot(struct loader *ld, size_t i)
+{
+	if (keys[i].str_off == NUMERIC_RAW)
+		return &ld->raw[i];
+	return (char **)((char *)ld->cfg + keys[i].str_off);
+}
+
+static void problem(struct loader *ld, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void problem(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+	if (line > 0)
+		fprintf(ld->err, "%s:%d: ", ld->cfg->path, line);
+	else
+		fprintf(ld->err, "%s: ", ld->cfg->path);
+	va_start(ap, fmt);
+	vfprintf(ld->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', ld->err);
+	ld->nerr++;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, sizeof cur);
+	}
+	return prev[lb];
+}
+
+static void unknown_key(struct loader *ld, const struct ini_entry *e)
+{
+	const struct key *best = NULL;
+	size_t bestd = 4;
+	int section_known = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		size_t d = edit_distance(e->key, keys[i].name);
+		if (!strcmp(keys[i].section, e->section))
+			section_known = 1;
+		if (!strcmp(keys[i].section, e->section) || !strcmp(keys[i].name, e->key))
+			if (d < bestd) {
+				bestd = d;
+				best = &keys[i];
+			}
+	}
+	if (!section_known && !best) {
+		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls] and [dns]",
+			e->section);
+	} else if (best) {
+		problem(ld, e->line, "unknown key '%s' in [%s]; did you mean '%s' in [%s]?", e->key, e->section,
+			best->name, best->section);
+	} else {
+		problem(ld, e->line, "unknown key '%s' in [%s]; see 'postern config example' for every key",
+			e->key, e->section);
+	}
+}
+
+int config_parse_listen(const char *s, struct listen_addr *out)
+{
+	const char *colon;
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char tmp[sizeof(struct in6_addr)];
+	uint64_t port;
+	size_t hl;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		hl = (size_t)(end - s - 1);
+		if (hl == 0 || hl >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET6, host, tmp) != 1)
+			return -1;
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= sizeof host)
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		if (strcmp(host, "*") && inet_pton(AF_INET, host, tmp) != 1)
+			return -1;
+	}
+	if (parse_uint(colon + 1, 65535, &port) < 0 || port == 0)
+		return -1;
+	out->host = xstrdup(strcmp(host, "*") ? host : "0.0.0.0");
+	out->port = xstrdup(colon + 1);
+	return 0;
+}
+
+/* Splits on commas and white space; returns the number of items. */
+static size_t split_list(const char *s, char ***out)
+{
+	char *copy = xstrdup(s), *save = NULL, *tok;
+	size_t n = 0;
+	*out = NULL;
+	for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		*out = xrealloc(*out, (n + 1) * sizeof **out);
+		(*out)[n++] = xstrdup(tok);
+	}
+	free(copy);
+	return n;
+}
+
+static int valid_domain(const char *d)
+{
+	size_t label = 0, len = strlen(d);
+	if (len == 0 || len > 253)
+		return 0;
+	for (const char *p = d; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) || *p == '-') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+static void convert(struct loader *ld, size_t i)
+{
+	const struct key *k = &keys[i];
+	const char *v = *str_slot(ld, i);
+	int line = ld->line[i];
+	uint64_t num = 0;
+	int bad = 0;
+
+	if (!v)
+		return;
+	switch (k->type) {
+	case T_SIZE:
+		bad = parse_size(v, &num) < 0;
+		if (bad)
+			problem(ld, line, "%s = %s is not a size; write bytes or a number with k, M or G (e.g. 50M)",
+				k->name, v);
+		break;
+	case T_DURATION:
+		bad = parse_duration_ms(v, &num) < 0;
+		if (bad)
+			problem(ld, line, "%s = %s is not a duration; write e.g. 30s, 5m, 2h or 250ms", k->name, v);
+		break;
+	case T_UINT:
+		bad = parse_uint(v, UINT64_MAX, &num) < 0;
+		if (bad)
+			problem(ld, line, "%s = %s is not a whole number; write digits only", k->name, v);
+		break;
+	case T_PATH:
+		if (*v && *v != '/')
+			problem(ld, line, "%s = %s must be an absolute path; start it with /", k->name, v);
+		return;
+	case T_ENUM: {
+		char buf[128];
+		int ok = 0;
+		str_copy(buf, k->choices, sizeof buf);
+		for (char *save = NULL, *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save))
+			ok |= !strcasecmp(c, v);
+		if (!ok) {
+			str_copy(buf, k->choices, sizeof buf);
+			for (char *p = buf; *p; p++)
+				if (*p == '|')
+					*p = ',';
+			problem(ld, line, "%s = %s is not one of: %s", k->name, v, buf);
+		}
+		return;
+	}
+	default:
+		return;
+	}
+	if (bad)
+		return;
+	if (num < k->min || num > k->max) {
+		problem(ld, line, "%s = %s is out of range; use a value from %llu to %llu%s", k->name, v,
+			(unsigned long long)k->min, (unsigned long long)k->max,
+			k->type == T_DURATION ? " milliseconds" : "");
+		return;
+	}
+	*(uint64_t *)((char *)ld->cfg + k->num_off) = num;
+}
+
+static size_t key_index(const char *section, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+			return i;
+	abort(); /* a bug: asked for a key that is not in the table */
+}
+
+static void cross_check(struct loader *ld)
+{
+	struct config *c = ld->cfg;
+	size_t i;
+
+	i = key_index("server", "domains");
+	if (!c->domains_raw || !*c->domains_raw) {
+		problem(ld, ld->line[i], "[server] domains is required; add e.g. 'domains = example.org' under [server]");
+	} else {
+		c->ndomains = split_list(c->domains_raw, &c->domains);
+		for (size_t d = 0; d < c->ndomains; d++) {
+			str_lower(c->domains[d]);
+			if (!valid_domain(c->domains[d]))
+				problem(ld, ld->line[i], "domains: '%s' is not a domain name; write names like example.org",
+					c->domains[d]);
+		}
+	}
+
+	i = key_index("smtp", "listen");
+	if (c->smtp_listen_raw) {
+		char **items;
+		size_t n = split_list(c->smtp_listen_raw, &items);
+		c->smtp_listen = xcalloc(n, sizeof *c->smtp_listen);
+		for (size_t j = 0; j < n; j++) {
+			if (config_parse_listen(items[j], &c->smtp_listen[c->nsmtp_listen]) == 0)
+				c->nsmtp_listen++;
+			else
+				problem(ld, ld->line[i], "listen: '%s' is not ADDRESS:PORT; write e.g. 127.0.0.1:25 or [::1]:25",
+					items[j]);
+			free(items[j]);
+		}
+		free(items);
+		if (n == 0)
+			problem(ld, ld->line[i], "listen is empty; give at least one ADDRESS:PORT");
+	}
+
+	if (!*c->hostname) {
+		char h[256] = "localhost";
+		gethostname(h, sizeof h - 1);
+		h[sizeof h - 1] = '\0';
+		free(c->hostname);
+		c->hostname = xstrdup(h);
+	} else if (!valid_domain(c->hostname)) {
+		problem(ld, ld->line[key_index("server", "hostname")],
+			"hostname = %s is not a host name; write a fully qualified name like mail.example.org",
+			c->hostname);
+	}
+	if (!*c->mail_dir) {
+		free(c->mail_dir);
+		c->mail_dir = xasprintf("%s/mail", c->data_dir);
+	}
+	if (strlen(c->recipient_delimiter) > 1)
+		problem(ld, ld->line[key_index("server", "recipient_delimiter")],
+			"recipient_delimiter must be one character (usually +) or empty");
+	if (!*c->tls_certificate != !*c->tls_key) {
+		problem(ld, ld->line[key_index("tls", *c->tls_certificate ? "certificate" : "key")],
+			"[tls] certificate and key go together; set both, or neither to run without STARTTLS");
+	}
+	for (const char *const *p = (const char *const[]){ c->tls_certificate, c->tls_key, NULL }; *p; p++) {
+		if (**p && access(*p, R_OK) < 0)
+			problem(ld, ld->line[key_index("tls", *p == c->tls_certificate ? "certificate" : "key")],
+				"cannot read %s: %s; check the path and its permissions", *p, strerror(errno));
+	}
+	c->bare_lf = !strcasecmp(c->bare_line_endings, "normalise") ? BARE_LF_NORMALISE : BARE_LF_REJECT;
+	if (c->max_data_line > c->max_message_size)
+		problem(ld, ld->line[key_index("smtp", "max_data_line")],
+			"max_data_line is larger than max_message_size; lower it");
+	if (strcmp(c->dns_resolver, "system")) {
+		char **items;
+		size_t n = split_list(c->dns_resolver, &items);
+		for (size_t j = 0; j < n; j++) {
+			char tmp[300];
+			struct listen_addr la;
+			unsigned char a[16];
+			int ok = inet_pton(AF_INET, items[j], a) == 1 || inet_pton(AF_INET6, items[j], a) == 1;
+			if (!ok) {
+				/* ADDRESS:PORT or [V6]:PORT */
+				snprintf(tmp, sizeof tmp, "%s", items[j]);
+				ok = config_parse_listen(tmp, &la) == 0;
+				if (ok) {
+					free(la.host);
+					free(la.port);
+				}
+			}
+			if (!ok)
+				problem(ld, ld->line[key_index("dns", "resolver")],
+					"resolver: '%s' is not an address; write 'system' or e.g. 127.0.0.1:53", items[j]);
+			free(items[j]);
+		}
+		free(items);
+		if (n == 0)
+			problem(ld, ld->line[key_index("dns", "resolver")], "resolver is empty; write 'system' or addresses");
+	}
+}
+
+struct config *config_load(const char *path, FILE *err)
+{
+	struct loader ld = { 0 };
+	struct ini *ini;
+	char *text;
+	FILE *f;
+	long len;
+
+	ld.cfg = xcalloc(1, sizeof *ld.cfg);
+	ld.cfg->path = xstrdup(path);
+	ld.err = err;
+
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(err, "%s: cannot open: %s; check the path (-c FILE)\n", path, strerror(errno));
+		config_free(ld.cfg);
+		return NULL;
+	}
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (len < 0 || len > 1024 * 1024) {
+		fprintf(err, "%s: file is larger than 1 MiB; is this the right file?\n", path);
+		fclose(f);
+		config_free(ld.cfg);
+		return NULL;
+	}
+	text = xmalloc((size_t)len + 1);
+	len = (long)fread(text, 1, (size_t)len, f);
+	fclose(f);
+	ini = ini_parse(text, (size_t)len);
+	free(text);
+
+	for (size_t i = 0; i < ini->nerrors; i++)
+		problem(&ld, ini->errors[i].line, "%s", ini->errors[i].msg);
+	for (size_t e = 0; e < ini->nentries; e++) {
+		const struct ini_entry *en = &ini->entries[e];
+		size_t i;
+		for (i = 0; i < ARRAY_LEN(keys); i++)
+			if (!strcmp(keys[i].section, en->section) && !strcmp(keys[i].name, en->key))
+				break;
+		if (i == ARRAY_LEN(keys)) {
+			unknown_key(&ld, en);
+			continue;
+		}
+		if (ld.line[i])
+			problem(&ld, en->line, "'%s' is already set in [%s] on line %d; keep one of them", en->key,
+				en->section, ld.line[i]);
+		free(*str_slot(&ld, i));
+		*str_slot(&ld, i) = xstrdup(en->value);
+		ld.line[i] = en->line;
+	}
+	ini_free(ini);
+
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		if (!*str_slot(&ld, i) && keys[i].def)
+			*str_slot(&ld, i) = xstrdup(keys[i].def);
+		convert(&ld, i);
+	}
+	cross_check(&ld);
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		free(ld.raw[i]);
+	if (ld.nerr) {
+		config_free(ld.cfg);
+		return NULL;
+	}
+	return ld.cfg;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (keys[i].str_off != NUMERIC_RAW)
+			free(*(char **)((char *)c + keys[i].str_off));
+	for (size_t i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	free(c->domains);
+	for (size_t i = 0; i < c->nsmtp_listen; i++) {
+		free(c->smtp_listen[i].host);
+		free(c->smtp_listen[i].port);
+	}
+	free(c->smtp_listen);
+	free(c->path);
+	free(c);
+}
+
+int config_is_local_domain(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (!strcasecmp(cfg->domains[i], domain))
+			return 1;
+	return 0;
+}
+
+void config_write_example(FILE *out)
+{
+	const char *section = "";
+	fputs("# postern configuration. Every key is shown with its default;\n"
+	      "# a key left out takes the default. Lines starting with # are comments.\n", out);
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(section, k->section)) {
+			section = k->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		fprintf(out, "\n# %s\n", k->doc);
+		if (k->def)
+			fprintf(out, "#%s = %s\n", k->name, k->def);
+		else
+			fprintf(out, "%s = example.org\n", k->name);
+	}
+}

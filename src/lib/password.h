@@ -1,0 +1,23 @@
+/*
+ * password: hashing and checking login passwords with yescrypt ("$y$", the
+ * default of current Debian and of libxcrypt), so that the hashes in the
+ * state database are the same kind /etc/shadow holds and Dovecot can check
+ * them too.
+ *
+ * Hashing is deliberately slow (tens of milliseconds): never call these on
+ * the event loop. A plaintext password is never logged or kept longer than
+ * the call; callers should wipe their own copies (explicit_bzero).
+ */
+#ifndef POSTERN_PASSWORD_H
+#define POSTERN_PASSWORD_H
+
+/* Returns a newly allocated "$y$..." hash of plain with a fresh random salt,
+ * which the caller frees; NULL (logged) if libxcrypt fails. */
+char *password_hash(const char *plain);
+
+/* Returns 1 if plain matches hash, else 0 (also for a NULL, empty, locked
+ * "!..." or otherwise unusable hash). The comparison takes the same time
+ * wherever the first differing byte is. */
+int password_verify(const char *plain, const char *hash);
+
+#endif

@@ -1,0 +1,456 @@
+/*
+ * store_sqlite: the SQLite backend of the store (see store.h).
+ *
+ * One file, DATA_DIR/state.db, in WAL mode: the daemon reads it while
+ * `postern user ...` writes it from another process, and neither blocks the
+ * other for longer than one short transaction (busy_timeout covers the rest).
+ * The file holds password hashes, so it is created mode 0600 before SQLite
+ * opens it; SQLite gives its -wal and -shm files the same mode.
+ *
+ * Schema: the table schema_version holds one row, the version of the layout.
+ * store_sqlite_open() runs every migration above that version, each in its
+ * own IMMEDIATE transaction that re-reads the version first, so two processes
+ * opening a new database at once cannot both migrate it. A database from a
+ * newer postern (a version we do not know) is refused rather than guessed at.
+ *
+ * Trust: the arguments arrive from store.c already validated and lower-cased;
+ * this file only binds them as parameters, never into SQL text.
+ *
+ * Statements are prepared once per store, on first use, and reset after each
+ * use. A statement is never stepped re-entrantly: the list functions finish
+ * (or reset) their statement before returning, and a callback that calls back
+ * into the store uses other statements, or the same one only after the outer
+ * loop ends (store_resolve collects targets before following them).
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* The backend entry point; store.c declares it too (no private header yet). */
+struct store *store_sqlite_open(const char *data_dir, char *err, size_t errsize);
+
+enum stmt_id {
+	ST_USER_ADD,
+	ST_USER_DEL,
+	ST_USER_SET_PASSWORD,
+	ST_USER_GET_PASSWORD,
+	ST_USER_EXISTS,
+	ST_USER_LIST,
+	ST_ALIAS_ADD,
+	ST_ALIAS_DEL,
+	ST_ALIAS_DEL_ALL,
+	ST_ALIAS_TARGETS,
+	ST_ALIAS_LIST,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_USER_ADD] = "INSERT INTO mailbox(address, password_hash, created) VALUES (?1, ?2, ?3)",
+	[ST_USER_DEL] = "DELETE FROM mailbox WHERE address = ?1",
+	[ST_USER_SET_PASSWORD] = "UPDATE mailbox SET password_hash = ?2 WHERE address = ?1",
+	[ST_USER_GET_PASSWORD] = "SELECT password_hash FROM mailbox WHERE address = ?1",
+	[ST_USER_EXISTS] = "SELECT 1 FROM mailbox WHERE address = ?1",
+	[ST_USER_LIST] = "SELECT address, password_hash IS NOT NULL AND password_hash <> '' "
+			 "FROM mailbox ORDER BY address",
+	[ST_ALIAS_ADD] = "INSERT INTO alias(source, target) VALUES (?1, ?2)",
+	[ST_ALIAS_DEL] = "DELETE FROM alias WHERE source = ?1 AND target = ?2",
+	[ST_ALIAS_DEL_ALL] = "DELETE FROM alias WHERE source = ?1",
+	[ST_ALIAS_TARGETS] = "SELECT source, target FROM alias WHERE source = ?1 ORDER BY target",
+	[ST_ALIAS_LIST] = "SELECT source, target FROM alias ORDER BY source, target",
+};
+
+/* Migrations: migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	/* v1 */
+	"CREATE TABLE IF NOT EXISTS mailbox ("
+	"  address TEXT PRIMARY KEY,"
+	"  password_hash TEXT,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE IF NOT EXISTS alias ("
+	"  source TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  PRIMARY KEY (source, target)"
+	");",
+};
+
+#define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
+
+/* The generic part (store.c) reads ops through the first member. */
+struct store {
+	const struct store_ops *ops;
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[ST_COUNT];
+};
+
+static void db_error(struct store *st, const char *what)
+{
+	char v[512];
+	const char *msg = sqlite3_errmsg(st->db);
+	log_error(NULL, "store=sqlite path=%s op=%s error=%s", st->path, what, log_value(v, sizeof v, msg, strlen(msg)));
+}
+
+/* Returns the cached statement id, reset and with no bindings, or NULL. */
+static sqlite3_stmt *stmt_get(struct store *st, enum stmt_id id)
+{
+	if (!st->stmt[id]) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) !=
+		    SQLITE_OK) {
+			db_error(st, "prepare");
+			st->stmt[id] = NULL;
+			return NULL;
+		}
+	}
+	return st->stmt[id];
+}
+
+static void stmt_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static int bind_text(struct store *st, sqlite3_stmt *s, int idx, const char *v)
+{
+	int rc = v ? sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, idx);
+	if (rc != SQLITE_OK) {
+		db_error(st, "bind");
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows. Returns STORE_OK, STORE_EXISTS on a
+ * uniqueness violation, STORE_NOTFOUND if it changed nothing and
+ * need_change is set, or STORE_ERROR. */
+static int exec_change(struct store *st, enum stmt_id id, const char *a, const char *b, int need_change,
+		       const char *what)
+{
+	sqlite3_stmt *s = stmt_get(st, id);
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, a) < 0 || (sqlite3_bind_parameter_count(s) >= 2 && bind_text(st, s, 2, b) < 0)) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	if (id == ST_USER_ADD && sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
+		db_error(st, what);
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		rc = need_change && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : STORE_OK;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		rc = STORE_EXISTS;
+	} else {
+		db_error(st, what);
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_user_add(struct store *st, const char *address, const char *hash)
+{
+	return exec_change(st, ST_USER_ADD, address, hash, 0, "user_add");
+}
+
+static int sq_user_del(struct store *st, const char *address)
+{
+	return exec_change(st, ST_USER_DEL, address, NULL, 1, "user_del");
+}
+
+static int sq_user_set_password(struct store *st, const char *address, const char *hash)
+{
+	return exec_change(st, ST_USER_SET_PASSWORD, address, hash, 1, "user_set_password");
+}
+
+static int sq_user_get_password(struct store *st, const char *address, char *out, size_t outsize)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_USER_GET_PASSWORD);
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, address) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(s, 0);
+		if (!h || !*h) {
+			rc = STORE_NOTFOUND;
+		} else if (str_copy(out, h, outsize) >= outsize) {
+			log_error(NULL, "store=sqlite op=user_get_password error=\"hash longer than the buffer\"");
+			rc = STORE_ERROR;
+		} else {
+			rc = STORE_OK;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = STORE_NOTFOUND;
+	} else {
+		db_error(st, "user_get_password");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_user_exists(struct store *st, const char *address)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_USER_EXISTS);
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, address) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = STORE_NOTFOUND;
+	} else {
+		db_error(st, "user_exists");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_user_list(struct store *st, store_user_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_USER_LIST);
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *a = (const char *)sqlite3_column_text(s, 0);
+		if (a && cb(arg, a, sqlite3_column_int(s, 1))) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "user_list");
+	stmt_done(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_alias_add(struct store *st, const char *source, const char *target)
+{
+	return exec_change(st, ST_ALIAS_ADD, source, target, 0, "alias_add");
+}
+
+static int sq_alias_del(struct store *st, const char *source, const char *target)
+{
+	if (target)
+		return exec_change(st, ST_ALIAS_DEL, source, target, 1, "alias_del");
+	return exec_change(st, ST_ALIAS_DEL_ALL, source, NULL, 1, "alias_del");
+}
+
+/* Steps s (already bound) and hands each (source, target) row to cb. */
+static int alias_rows(struct store *st, sqlite3_stmt *s, store_alias_cb cb, void *arg, const char *what)
+{
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *src = (const char *)sqlite3_column_text(s, 0);
+		const char *dst = (const char *)sqlite3_column_text(s, 1);
+		if (src && dst && cb(arg, src, dst)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, what);
+	stmt_done(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_alias_targets(struct store *st, const char *source, store_alias_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ALIAS_TARGETS);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, source) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return alias_rows(st, s, cb, arg, "alias_targets");
+}
+
+static int sq_alias_list(struct store *st, store_alias_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ALIAS_LIST);
+	if (!s)
+		return STORE_ERROR;
+	return alias_rows(st, s, cb, arg, "alias_list");
+}
+
+static void sq_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+		log_error(NULL, "store=sqlite path=%s op=close error=\"statements still open\"", st->path);
+	free(st->path);
+	free(st);
+}
+
+static const struct store_ops sqlite_ops = {
+	.name = "sqlite",
+	.user_add = sq_user_add,
+	.user_del = sq_user_del,
+	.user_set_password = sq_user_set_password,
+	.user_get_password = sq_user_get_password,
+	.user_exists = sq_user_exists,
+	.user_list = sq_user_list,
+	.alias_add = sq_alias_add,
+	.alias_del = sq_alias_del,
+	.alias_targets = sq_alias_targets,
+	.alias_list = sq_alias_list,
+	.close = sq_close,
+};
+
+/* Runs one SQL string that returns no rows we need. */
+static int exec_sql(struct store *st, const char *sql, char *err, size_t errsize)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errsize, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the schema version (0 for a new database). */
+static int schema_version(struct store *st, int *version, char *err, size_t errsize)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*version = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT max(version) FROM schema_version", -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errsize, "%s: %s", st->path, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(s, 0);
+	else if (rc != SQLITE_DONE)
+		snprintf(err, errsize, "%s: %s", st->path, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Brings the schema up to SCHEMA_VERSION, one transaction per step. */
+static int migrate(struct store *st, char *err, size_t errsize)
+{
+	int version;
+
+	if (exec_sql(st, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err, errsize) < 0)
+		return -1;
+	for (;;) {
+		char sql[128];
+		if (exec_sql(st, "BEGIN IMMEDIATE", err, errsize) < 0)
+			return -1;
+		if (schema_version(st, &version, err, errsize) < 0)
+			goto fail;
+		if (version < 0 || version > SCHEMA_VERSION) {
+			snprintf(err, errsize,
+				 "%s has schema version %d, but this postern knows only up to %d; "
+				 "upgrade postern, or restore the database it made",
+				 st->path, version, SCHEMA_VERSION);
+			goto fail;
+		}
+		if (version == SCHEMA_VERSION)
+			return exec_sql(st, "COMMIT", err, errsize);
+		if (exec_sql(st, migrations[version], err, errsize) < 0)
+			goto fail;
+		snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
+			 version + 1);
+		if (exec_sql(st, sql, err, errsize) < 0 || exec_sql(st, "COMMIT", err, errsize) < 0)
+			goto fail;
+		log_info(NULL, "store=sqlite path=%s schema_version=%d", st->path, version + 1);
+	}
+fail:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+struct store *store_sqlite_open(const char *data_dir, char *err, size_t errsize)
+{
+	struct store *st;
+	sqlite3_stmt *s;
+	int fd, wal = 0;
+
+	if (mkdir_p(data_dir, 0750) < 0) {
+		snprintf(err, errsize, "cannot create %s: %s; create it, owned by the postern user", data_dir,
+			 strerror(errno));
+		return NULL;
+	}
+	st = xcalloc(1, sizeof *st);
+	st->ops = &sqlite_ops;
+	st->path = xasprintf("%s/state.db", data_dir);
+
+	/* Create it 0600 ourselves: it holds password hashes, whatever the umask. */
+	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		snprintf(err, errsize, "cannot open %s: %s; check that the postern user owns %s", st->path,
+			 strerror(errno), data_dir);
+		goto fail;
+	}
+	close(fd);
+
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		snprintf(err, errsize, "cannot open %s: %s", st->path,
+			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_extended_result_codes(st->db, 1);
+
+	/* journal_mode answers with the mode in force; anything else than wal
+	 * (e.g. a file system without shared memory) is an error worth seeing. */
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			const char *mode = (const char *)sqlite3_column_text(s, 0);
+			wal = mode && !strcmp(mode, "wal");
+		}
+		sqlite3_finalize(s);
+	}
+	if (!wal) {
+		snprintf(err, errsize, "%s: cannot switch to WAL mode: %s", st->path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	if (exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", err, errsize) < 0)
+		goto fail;
+	if (migrate(st, err, errsize) < 0)
+		goto fail;
+	return st;
+fail:
+	sq_close(st);
+	return NULL;
+}
