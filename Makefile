@@ -53,7 +53,7 @@ deps:
 
 # Every test: unit tests and integration tests, against the normal build and
 # the ASan/UBSan build. pytest prints the final summary line.
-check: all asan
+check: all asan fuzz
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 check-unit: all
@@ -63,6 +63,19 @@ demo:
 	sh tools/install-deps.sh
 	$(MAKE) all
 	sh tools/demo.sh
+
+# libFuzzer targets (clang): build-fuzz/fuzz_cmd, fuzz_data, fuzz_ini.
+FUZZ_TARGETS = cmd data ini
+FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+	@mkdir -p build-fuzz
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FUZZ_SRC) -lcrypto
+
+bench: all
+	bench/run
 
 clean:
 	rm -rf build build-asan build-fuzz
