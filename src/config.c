@@ -103,6 +103,11 @@ struct loader {
 	int line[ARRAY_LEN(keys)];
 	FILE *err;
 	int nerr;
+	struct problem_line {
+		int line;
+		int seq;
+		char *text;
+	} *problems;
 };
 
 static char **str_slot(struct loader *ld, size_t i)
@@ -118,15 +123,39 @@ static void problem(struct loader *ld, int line, const char *fmt, ...)
 static void problem(struct loader *ld, int line, const char *fmt, ...)
 {
 	va_list ap;
-	if (line > 0)
-		fprintf(ld->err, "%s:%d: ", ld->cfg->path, line);
-	else
-		fprintf(ld->err, "%s: ", ld->cfg->path);
+	char *text;
 	va_start(ap, fmt);
-	vfprintf(ld->err, fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		abort();
 	va_end(ap);
-	fputc('\n', ld->err);
+	ld->problems = xrealloc(ld->problems, (size_t)(ld->nerr + 1) * sizeof *ld->problems);
+	ld->problems[ld->nerr].line = line;
+	ld->problems[ld->nerr].seq = ld->nerr;
+	ld->problems[ld->nerr].text = text;
 	ld->nerr++;
+}
+
+static int by_line(const void *a, const void *b)
+{
+	const struct problem_line *x = a, *y = b;
+	int lx = x->line > 0 ? x->line : 1 << 30, ly = y->line > 0 ? y->line : 1 << 30;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return x->seq - y->seq; /* keep the order found */
+}
+
+/* Writes the problems in file order, those without a line last. */
+static void report_problems(struct loader *ld)
+{
+	qsort(ld->problems, (size_t)ld->nerr, sizeof *ld->problems, by_line);
+	for (int i = 0; i < ld->nerr; i++) {
+		if (ld->problems[i].line > 0)
+			fprintf(ld->err, "%s:%d: %s\n", ld->cfg->path, ld->problems[i].line, ld->problems[i].text);
+		else
+			fprintf(ld->err, "%s: %s\n", ld->cfg->path, ld->problems[i].text);
+		free(ld->problems[i].text);
+	}
+	free(ld->problems);
 }
 
 static size_t edit_distance(const char *a, const char *b)
@@ -249,6 +278,28 @@ static int valid_domain(const char *d)
 	return label > 0;
 }
 
+/* A bound as the user would write it: 100ms, 5m, 1d; 64k, 50M. */
+static void fmt_value(enum key_type type, uint64_t v, char *out, size_t n)
+{
+	static const struct {
+		uint64_t mul;
+		const char *suffix;
+	} dur[] = { { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" } },
+	  size[] = { { 1ULL << 30, "G" }, { 1 << 20, "M" }, { 1 << 10, "k" }, { 1, "" } };
+	const void *table = type == T_DURATION ? (const void *)dur : type == T_SIZE ? (const void *)size : NULL;
+	size_t count = type == T_DURATION ? ARRAY_LEN(dur) : ARRAY_LEN(size);
+	if (table) {
+		const typeof(dur[0]) *t = table;
+		for (size_t i = 0; i < count; i++) {
+			if (v && v % t[i].mul == 0) {
+				snprintf(out, n, "%llu%s", (unsigned long long)(v / t[i].mul), t[i].suffix);
+				return;
+			}
+		}
+	}
+	snprintf(out, n, "%llu", (unsigned long long)v);
+}
+
 static void convert(struct loader *ld, size_t i)
 {
 	const struct key *k = &keys[i];
@@ -301,9 +352,10 @@ static void convert(struct loader *ld, size_t i)
 	if (bad)
 		return;
 	if (num < k->min || num > k->max) {
-		problem(ld, line, "%s = %s is out of range; use a value from %llu to %llu%s", k->name, v,
-			(unsigned long long)k->min, (unsigned long long)k->max,
-			k->type == T_DURATION ? " milliseconds" : "");
+		char lo[32], hi[32];
+		fmt_value(k->type, k->min, lo, sizeof lo);
+		fmt_value(k->type, k->max, hi, sizeof hi);
+		problem(ld, line, "%s = %s is out of range; use a value from %s to %s", k->name, v, lo, hi);
 		return;
 	}
 	*(uint64_t *)((char *)ld->cfg + k->num_off) = num;
@@ -381,7 +433,7 @@ static void cross_check(struct loader *ld)
 				"cannot read %s: %s; check the path and its permissions", *p, strerror(errno));
 	}
 	c->bare_lf = !strcasecmp(c->bare_line_endings, "normalise") ? BARE_LF_NORMALISE : BARE_LF_REJECT;
-	if (c->max_data_line > c->max_message_size)
+	if (c->max_message_size && c->max_data_line > c->max_message_size)
 		problem(ld, ld->line[key_index("smtp", "max_data_line")],
 			"max_data_line is larger than max_message_size; lower it");
 	if (strcmp(c->dns_resolver, "system")) {
@@ -474,6 +526,7 @@ struct config *config_load(const char *path, FILE *err)
 	cross_check(&ld);
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
 		free(ld.raw[i]);
+	report_problems(&ld);
 	if (ld.nerr) {
 		config_free(ld.cfg);
 		return NULL;

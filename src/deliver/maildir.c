@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,63 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+
+/*
+ * Group commit for directory fsyncs. Concurrent deliveries into one
+ * mailbox each need new/ synced after their rename; one fsync that starts
+ * after a rename covers it, so while one thread syncs a directory the
+ * others queue behind it and share the next sync. Generations: a sync
+ * numbered g covers every rename made before it started; a caller needs
+ * the first sync numbered at least `next` as it was when the caller came.
+ */
+struct dirsync {
+	char *path;
+	uint64_t next, done;
+	int busy;
+	struct dirsync *link;
+};
+
+static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ds_cond = PTHREAD_COND_INITIALIZER;
+static struct dirsync *ds_list;
+
+static int fsync_dir_grouped(const char *path)
+{
+	struct dirsync *d;
+	uint64_t target;
+	int rc = 0;
+
+	pthread_mutex_lock(&ds_lock);
+	for (d = ds_list; d && strcmp(d->path, path); d = d->link)
+		;
+	if (!d) {
+		d = xcalloc(1, sizeof *d);
+		d->path = xstrdup(path);
+		d->next = 1;
+		d->link = ds_list;
+		ds_list = d;
+	}
+	target = d->next;
+	while (d->done < target) {
+		if (d->busy) {
+			pthread_cond_wait(&ds_cond, &ds_lock);
+			continue;
+		}
+		uint64_t gen = d->next++;
+		d->busy = 1;
+		pthread_mutex_unlock(&ds_lock);
+		rc = fsync_dir(path);
+		pthread_mutex_lock(&ds_lock);
+		d->busy = 0;
+		if (rc == 0 && gen > d->done)
+			d->done = gen;
+		pthread_cond_broadcast(&ds_cond);
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_unlock(&ds_lock);
+	return rc;
+}
 
 static char host_part[256];
 static pthread_once_t host_once = PTHREAD_ONCE_INIT;
@@ -144,7 +202,7 @@ int maildir_deliver(const char *path, const char *folder, const struct maildir_m
 		return -1;
 	if (write_all(fd, msg->head, msg->head_len) < 0 ||
 	    (msg->file_len > 0 && copy_body(msg->file_fd, msg->file_len, fd) < 0) ||
-	    write_all(fd, msg->tail, msg->tail_len) < 0 || fsync(fd) < 0)
+	    write_all(fd, msg->tail, msg->tail_len) < 0 || fdatasync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -153,7 +211,7 @@ int maildir_deliver(const char *path, const char *folder, const struct maildir_m
 	fd = -1;
 	if (rename(tmp, final) < 0)
 		goto fail;
-	if (fsync_dir(newdir) < 0) {
+	if (fsync_dir_grouped(newdir) < 0) {
 		/* The rename happened but may not be durable; we cannot report
 		 * success, and the sender will retry: take the file back so the
 		 * retry does not produce a duplicate. */
