@@ -6,7 +6,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt
+PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt libunbound
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -32,7 +32,7 @@ all: $(BUILD)/postern $(BUILD)/unit-tests
 
 $(BUILD)/libpostern.a: $(OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/postern: $(BUILD)/src/main.o $(BUILD)/libpostern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -42,7 +42,8 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libpostern.a
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC $(BUILD)/$*.o"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
@@ -53,7 +54,9 @@ deps:
 
 # Every test: unit tests and integration tests, against the normal build and
 # the ASan/UBSan build. pytest prints the final summary line.
-check: all asan fuzz
+check:
+	sh tools/install-deps.sh
+	$(MAKE) all asan fuzz
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 check-unit: all

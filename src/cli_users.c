@@ -35,8 +35,8 @@
 #include "lib/util.h"
 #include "store/store.h"
 
-/* The longest password accepted, in bytes. */
-#define CLI_PASSWORD_MAX 1024
+/* The longest password accepted, in bytes (what libxcrypt takes). */
+#define CLI_PASSWORD_MAX PASSWORD_MAX
 /* The longest address (RFC 5321 section 4.5.3.1.3: 256 with the "<>"). */
 #define CLI_ADDRESS_MAX 254
 /* Targets one `alias add` may name. */

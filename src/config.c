@@ -147,7 +147,8 @@ static int by_line(const void *a, const void *b)
 /* Writes the problems in file order, those without a line last. */
 static void report_problems(struct loader *ld)
 {
-	qsort(ld->problems, (size_t)ld->nerr, sizeof *ld->problems, by_line);
+	if (ld->nerr)
+		qsort(ld->problems, (size_t)ld->nerr, sizeof *ld->problems, by_line);
 	for (int i = 0; i < ld->nerr; i++) {
 		if (ld->problems[i].line > 0)
 			fprintf(ld->err, "%s:%d: %s\n", ld->cfg->path, ld->problems[i].line, ld->problems[i].text);
@@ -379,6 +380,8 @@ static void cross_check(struct loader *ld)
 		problem(ld, ld->line[i], "[server] domains is required; add e.g. 'domains = example.org' under [server]");
 	} else {
 		c->ndomains = split_list(c->domains_raw, &c->domains);
+		if (c->ndomains == 0)
+			problem(ld, ld->line[i], "domains lists no domain; write e.g. 'domains = example.org'");
 		for (size_t d = 0; d < c->ndomains; d++) {
 			str_lower(c->domains[d]);
 			if (!valid_domain(c->domains[d]))

@@ -4,7 +4,7 @@
 # daemon runs as. Run as root.
 set -eu
 
-BUILD="gcc clang libclang-rt-14-dev make pkg-config libevent-dev libssl-dev libsqlite3-dev libcrypt-dev openssl"
+BUILD="gcc clang libclang-rt-14-dev make pkg-config libevent-dev libssl-dev libsqlite3-dev libcrypt-dev libunbound-dev dns-root-data openssl"
 TEST="python3 python3-pytest swaks dovecot-imapd postfix sqlite3 procps"
 missing=""
 for p in $BUILD $TEST; do

@@ -49,6 +49,8 @@ void log_event(enum log_level level, const char *sid, const char *fmt, ...)
 		     names[level], sid && *sid ? sid : "-");
 	if (w > 0)
 		n += (size_t)w;
+	if (n > sizeof line - 2)
+		n = sizeof line - 2;
 	va_start(ap, fmt);
 	w = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
 	va_end(ap);

@@ -10,6 +10,7 @@
  */
 #include "password.h"
 
+#include <assert.h>
 #include <crypt.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 
 #include "log.h"
 #include "util.h"
+
+static_assert(PASSWORD_MAX < CRYPT_MAX_PASSPHRASE_SIZE, "PASSWORD_MAX must fit libxcrypt");
 
 /* Hashes plain with setting into a new string, or NULL. */
 static char *run_crypt(const char *plain, const char *setting)
@@ -36,6 +39,10 @@ char *password_hash(const char *plain)
 {
 	char *setting, *res;
 
+	if (strlen(plain) > PASSWORD_MAX) {
+		log_error(NULL, "password op=hash error=\"longer than %d bytes\"", PASSWORD_MAX);
+		return NULL;
+	}
 	errno = 0;
 	setting = crypt_gensalt_ra("$y$", 0, NULL, 0);
 	if (!setting) {
@@ -55,7 +62,7 @@ int password_verify(const char *plain, const char *hash)
 	size_t n;
 	volatile unsigned char diff = 0;
 
-	if (!plain || !hash || !*hash || hash[0] == '!' || hash[0] == '*')
+	if (!plain || !hash || !*hash || hash[0] == '!' || hash[0] == '*' || strlen(plain) > PASSWORD_MAX)
 		return 0;
 	h = run_crypt(plain, hash);
 	if (!h)

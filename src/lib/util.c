@@ -121,9 +121,10 @@ int parse_uint(const char *s, uint64_t max, uint64_t *out)
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
 			return -1;
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+		if (d > max || v > (max - d) / 10)
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 	}
 	*out = v;
 	return 0;
@@ -236,6 +237,10 @@ int write_all(int fd, const void *buf, size_t n)
 int mkdir_p(const char *path, mode_t mode)
 {
 	char buf[4096];
+	if (!*path) {
+		errno = ENOENT;
+		return -1;
+	}
 	if (str_copy(buf, path, sizeof buf) >= sizeof buf) {
 		errno = ENAMETOOLONG;
 		return -1;

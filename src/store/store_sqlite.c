@@ -393,7 +393,8 @@ static int migrate(struct store *st, char *err, size_t errsize)
 			 version + 1);
 		if (exec_sql(st, sql, err, errsize) < 0 || exec_sql(st, "COMMIT", err, errsize) < 0)
 			goto fail;
-		log_info(NULL, "store=sqlite path=%s schema_version=%d", st->path, version + 1);
+		if (version > 0)
+			log_info(NULL, "store=sqlite path=%s schema_version=%d migrated=yes", st->path, version + 1);
 	}
 fail:
 	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -445,7 +446,7 @@ struct store *store_sqlite_open(const char *data_dir, char *err, size_t errsize)
 		snprintf(err, errsize, "%s: cannot switch to WAL mode: %s", st->path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	if (exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", err, errsize) < 0)
+	if (exec_sql(st, "PRAGMA synchronous = FULL", err, errsize) < 0)
 		goto fail;
 	if (migrate(st, err, errsize) < 0)
 		goto fail;
