@@ -15,6 +15,10 @@
 int cli_user(const struct config *cfg, int argc, char **argv);
 int cli_alias(const struct config *cfg, int argc, char **argv);
 void cli_user_usage(FILE *out);
+/* `postern spf check`: config_path is read when config_explicit, or when it
+ * exists and no --resolver is given. */
+int cli_spf(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_spf_usage(FILE *out);
 void cli_alias_usage(FILE *out);
 
 #endif

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "deliver/maildir.h"
+#include "lib/json.h"
 #include "lib/password.h"
 #include "lib/util.h"
 #include "store/store.h"
@@ -383,21 +384,6 @@ static char *get_password_hash(const struct opts *o, int *none)
 
 /* ---- JSON ---- */
 
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 struct lister {
 	FILE *out;
 	int json;
@@ -413,7 +399,7 @@ static int list_user(void *arg, const char *address, int has_password)
 		fprintf(l->out, "%s\n", address);
 	} else {
 		fputs(l->n ? ",\n  {\"address\": " : "[\n  {\"address\": ", l->out);
-		json_string(l->out, address);
+		json_write_string(l->out, address);
 		fprintf(l->out, ", \"password\": %s}", has_password ? "true" : "false");
 	}
 	l->n++;
@@ -427,9 +413,9 @@ static int list_alias(void *arg, const char *source, const char *target)
 		fprintf(l->out, "%s -> %s\n", source, target);
 	} else {
 		fputs(l->n ? ",\n  {\"source\": " : "[\n  {\"source\": ", l->out);
-		json_string(l->out, source);
+		json_write_string(l->out, source);
 		fputs(", \"target\": ", l->out);
-		json_string(l->out, target);
+		json_write_string(l->out, target);
 		fputc('}', l->out);
 	}
 	l->n++;

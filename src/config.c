@@ -93,7 +93,15 @@ static const struct key keys[] = {
 	{ "dns", "resolver", T_STRING, S(dns_resolver), 0, "system", NULL, 0, 0,
 	  "'system' for /etc/resolv.conf, or resolver addresses as ADDRESS[:PORT] separated by commas." },
 	{ "dns", "timeout", T_DURATION, NUMERIC_RAW, S(dns_timeout_ms), "5s", NULL, 100, 60000,
-	  "Time allowed for one DNS query." },
+	  "Time allowed for one DNS query; past it the lookup is a temporary failure." },
+	{ "dns", "max_queries", T_UINT, NUMERIC_RAW, S(dns_max_queries), "256", NULL, 1, 100000,
+	  "DNS queries in flight at once; more wait their turn." },
+	{ "dns", "trust_anchor", T_PATH, S(dns_trust_anchor), 0, "/usr/share/dns/root.key", NULL, 0, 0,
+	  "DNSSEC root trust anchor (Debian package dns-root-data). Empty: answers are not validated." },
+	{ "spf", "reject_fail", T_ENUM, S(spf_reject_fail), 0, "no", "yes|no", 0, 0,
+	  "Reject mail whose SPF result is fail (550 5.7.23). Default: record the result and let DMARC decide." },
+	{ "spf", "check_helo", T_ENUM, S(spf_check_helo), 0, "yes", "yes|no", 0, 0,
+	  "Also check the HELO identity (RFC 7208 section 2.3) and record it." },
 };
 
 /* Raw text of numeric keys, indexed like keys[]. */
@@ -195,7 +203,7 @@ static void unknown_key(struct loader *ld, const struct ini_entry *e)
 			}
 	}
 	if (!section_known && !best) {
-		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls] and [dns]",
+		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns] and [spf]",
 			e->section);
 	} else if (best) {
 		problem(ld, e->line, "unknown key '%s' in [%s]; did you mean '%s' in [%s]?", e->key, e->section,

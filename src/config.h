@@ -60,6 +60,12 @@ struct config {
 	/* [dns] */
 	char *dns_resolver;
 	uint64_t dns_timeout_ms;
+	uint64_t dns_max_queries;
+	char *dns_trust_anchor;
+
+	/* [spf] */
+	char *spf_reject_fail;
+	char *spf_check_helo;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

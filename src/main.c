@@ -29,6 +29,7 @@ static void usage(FILE *out)
 	      "  config example           print an annotated configuration with every key\n"
 	      "  user add|del|list|passwd manage mailboxes\n"
 	      "  alias add|del|list       manage aliases and catch-alls\n"
+	      "  spf check                evaluate SPF for a client, with the DNS trace\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -104,16 +105,16 @@ int main(int argc, char **argv)
 {
 	const char *config = getenv("POSTERN_CONFIG");
 	char **args = calloc((size_t)argc + 1, sizeof *args);
-	int n = 0, rc;
+	int n = 0, rc, config_explicit = config && *config;
 
 	if (!config || !*config)
 		config = DEFAULT_CONFIG;
 	/* Take -c FILE out wherever it stands. */
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			config = argv[++i];
+			config = argv[++i], config_explicit = 1;
 		else if (!strncmp(argv[i], "--config=", 9))
-			config = argv[i] + 9;
+			config = argv[i] + 9, config_explicit = 1;
 		else
 			args[n++] = argv[i];
 	}
@@ -154,6 +155,16 @@ int main(int argc, char **argv)
 		} else {
 			config_usage(stderr);
 			rc = 2;
+		}
+	} else if (!strcmp(args[0], "spf")) {
+		if (n == 1) {
+			cli_spf_usage(stderr);
+			rc = 2;
+		} else if (!strcmp(args[1], "--help") || !strcmp(args[1], "-h")) {
+			cli_spf_usage(stdout);
+			rc = 0;
+		} else {
+			rc = cli_spf(config, config_explicit, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "user") || !strcmp(args[0], "alias")) {
 		int is_user = !strcmp(args[0], "user");

@@ -271,9 +271,15 @@ uint64_t dns_query(struct dns *d, const char *name, uint16_t type, dns_cb cb, vo
 	return q->id;
 }
 
-void dns_cancel(struct dns *d, uint64_t id)
+struct event_base *dns_event_base(const struct dns *d)
+{
+	return d->base;
+}
+
+void *dns_cancel(struct dns *d, uint64_t id)
 {
 	for (struct dns_query *q = d->queries; q; q = q->next) {
+		void *arg = q->arg;
 		if (q->id != id)
 			continue;
 		if (q->ub_id)
@@ -284,8 +290,9 @@ void dns_cancel(struct dns *d, uint64_t id)
 		d->npending--;
 		query_free(q);
 		start_waiting(d);
-		return;
+		return arg;
 	}
+	return NULL;
 }
 
 size_t dns_pending(const struct dns *d)

@@ -53,8 +53,10 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, char
 /* Starts a lookup; cb runs later with the result (valid only during the
  * call). Returns a query id for dns_cancel(). */
 uint64_t dns_query(struct dns *d, const char *name, uint16_t type, dns_cb cb, void *arg);
-/* After this, the query's callback never runs. Unknown ids are ignored. */
-void dns_cancel(struct dns *d, uint64_t id);
+/* After this, the query's callback never runs. Returns the query's arg
+ * (for the caller to free), or NULL for an unknown id. */
+void *dns_cancel(struct dns *d, uint64_t id);
+struct event_base *dns_event_base(const struct dns *d);
 /* Queries started and not yet answered or cancelled. */
 size_t dns_pending(const struct dns *d);
 /* Cancels everything (no callbacks) and frees. */

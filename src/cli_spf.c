@@ -1,0 +1,239 @@
+/*
+ * cli_spf: `postern spf check`, which runs the same asynchronous SPF
+ * evaluation the SMTP server runs and shows the result, the explanation and
+ * every DNS lookup that led to it.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/spf.h"
+#include "cli.h"
+#include "dns/dns.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+void cli_spf_usage(FILE *out)
+{
+	fputs("usage: postern [-c FILE] spf check --ip IP --sender ADDRESS --helo NAME\n"
+	      "                        [--identity mailfrom|helo] [--resolver ADDR[:PORT]]\n"
+	      "                        [--dns-timeout DURATION] [--dnssec] [--json]\n"
+	      "\n"
+	      "Evaluates SPF (RFC 7208) for a client address, as postern's SMTP server\n"
+	      "does when MAIL FROM arrives, and prints the result, the explanation, the\n"
+	      "Received-SPF header and the trace of DNS lookups that led to it.\n"
+	      "\n"
+	      "  --ip IP            the client's IPv4 or IPv6 address\n"
+	      "  --sender ADDRESS   the MAIL FROM address; \"\" for the null sender, which\n"
+	      "                     checks postmaster@HELO (RFC 7208 section 2.4)\n"
+	      "  --helo NAME        the name the client gave in HELO/EHLO\n"
+	      "  --identity helo    check the HELO identity instead (section 2.3)\n"
+	      "  --resolver ADDR    DNS resolver(s) to use, overriding [dns] resolver;\n"
+	      "                     no configuration file is needed then\n"
+	      "  --dns-timeout D    time allowed for one DNS query (default [dns] timeout)\n"
+	      "  --dnssec           validate answers (with --resolver; the configuration's\n"
+	      "                     trust_anchor is used otherwise)\n"
+	      "  --json             machine-readable output\n"
+	      "\n"
+	      "Examples:\n"
+	      "  postern spf check --ip 192.0.2.1 --sender alice@example.org --helo mail.example.org\n"
+	      "  postern spf check --ip 2001:db8::1 --sender '' --helo mail.example.org --json\n"
+	      "\n"
+	      "Exit status: 0 whatever the SPF result, 1 when the check could not run,\n"
+	      "2 for a usage error.\n",
+	      out);
+}
+
+struct spf_cli {
+	struct event_base *base;
+	struct spf_eval *done;
+	int json;
+};
+
+static void on_done(void *arg, struct spf_eval *e)
+{
+	struct spf_cli *c = arg;
+	char *hdr = spf_received_header(e);
+	if (c->json) {
+		printf("{\"result\": \"%s\", \"identity\": \"%s\", \"domain\": ", spf_result_name(e->result),
+		       e->req.identity_helo ? "helo" : "mailfrom");
+		json_write_string(stdout, e->domain);
+		printf(", \"sender\": ");
+		json_write_string(stdout, e->req.sender);
+		printf(", \"ip\": ");
+		{
+			char ip[64];
+			inet_ntop_spf(&e->req.ip, ip, sizeof ip);
+			json_write_string(stdout, ip);
+		}
+		printf(", \"explanation\": ");
+		json_write_string(stdout, e->explanation);
+		printf(", \"problem\": ");
+		json_write_string(stdout, e->problem);
+		printf(", \"mechanism\": ");
+		json_write_string(stdout, e->mechanism);
+		printf(", \"lookups\": %u, \"void_lookups\": %u, \"received_spf\": ", e->dns_terms, e->void_lookups);
+		json_write_string(stdout, hdr);
+		printf(", \"trace\": [");
+		for (size_t i = 0; i < e->nlookups; i++) {
+			const struct spf_lookup *l = &e->lookups[i];
+			char q[300];
+			snprintf(q, sizeof q, "%s %s", dns_type_name(l->type), l->name);
+			printf("%s{\"query\": ", i ? ", " : "");
+			json_write_string(stdout, q);
+			printf(", \"status\": \"%s\", \"answers\": [", l->answered ? dns_status_name(l->status) : "unasked");
+			for (size_t k = 0; k < l->answer.nrrs; k++) {
+				char v[600];
+				spf_rr_text(&l->answer.rrs[k], v, sizeof v);
+				if (k)
+					printf(", ");
+				json_write_string(stdout, v);
+			}
+			printf("]}");
+		}
+		printf("]}\n");
+	} else {
+		printf("result: %s\n", spf_result_name(e->result));
+		printf("identity: %s (%s)\n", e->req.identity_helo ? "helo" : "mailfrom", e->req.sender);
+		printf("domain: %s\n", e->domain);
+		if (e->mechanism)
+			printf("mechanism: %s\n", e->mechanism);
+		if (e->explanation)
+			printf("explanation: %s\n", e->explanation);
+		if (e->problem)
+			printf("problem: %s\n", e->problem);
+		printf("DNS-querying terms: %u, void lookups: %u\n", e->dns_terms, e->void_lookups);
+		printf("Received-SPF: %s\n", hdr);
+		printf("trace:\n");
+		for (size_t i = 0; i < e->nlookups; i++) {
+			const struct spf_lookup *l = &e->lookups[i];
+			printf("  %-5s %s -> %s", dns_type_name(l->type), l->name,
+			       l->answered ? dns_status_name(l->status) : "unasked");
+			for (size_t k = 0; k < l->answer.nrrs; k++) {
+				char v[600];
+				spf_rr_text(&l->answer.rrs[k], v, sizeof v);
+				printf("%s%s", k ? ", " : ": ", v);
+			}
+			printf("\n");
+		}
+	}
+	free(hdr);
+	event_base_loopbreak(c->base);
+}
+
+int cli_spf(const char *config_path, int config_explicit, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ip", required_argument, NULL, 'i' },	     { "sender", required_argument, NULL, 's' },
+		{ "helo", required_argument, NULL, 'H' },    { "identity", required_argument, NULL, 'I' },
+		{ "resolver", required_argument, NULL, 'r' }, { "dns-timeout", required_argument, NULL, 't' },
+		{ "dnssec", no_argument, NULL, 'd' },	     { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+	};
+	const char *ip = NULL, *sender = NULL, *helo = NULL, *resolver = NULL, *timeout = NULL;
+	int identity_helo = 0, dnssec = 0, ch;
+	struct spf_cli c = { 0 };
+	struct dns_options dopt = { 0 };
+	struct config *cfg = NULL;
+	struct dns *dns;
+	struct spf_job *job;
+	char err[512];
+	uint64_t ms;
+
+	if (argc < 1 || strcmp(argv[0], "check")) {
+		cli_spf_usage(stderr);
+		return 2;
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			ip = optarg;
+			break;
+		case 's':
+			sender = optarg;
+			break;
+		case 'H':
+			helo = optarg;
+			break;
+		case 'I':
+			if (!strcmp(optarg, "helo"))
+				identity_helo = 1;
+			else if (strcmp(optarg, "mailfrom")) {
+				fprintf(stderr, "postern: --identity is mailfrom or helo\n");
+				return 2;
+			}
+			break;
+		case 'r':
+			resolver = optarg;
+			break;
+		case 't':
+			timeout = optarg;
+			break;
+		case 'd':
+			dnssec = 1;
+			break;
+		case 'j':
+			c.json = 1;
+			break;
+		case 'h':
+			cli_spf_usage(stdout);
+			return 0;
+		default:
+			cli_spf_usage(stderr);
+			return 2;
+		}
+	}
+	if (!ip || !helo || (!sender && !identity_helo) || optind != argc) {
+		fprintf(stderr, "postern: spf check needs --ip, --sender and --helo\n\n");
+		cli_spf_usage(stderr);
+		return 2;
+	}
+	if (!resolver || config_explicit) {
+		if (config_explicit || access(config_path, F_OK) == 0) {
+			cfg = config_load(config_path, stderr);
+			if (!cfg)
+				return 1;
+		}
+	}
+	dopt.resolver = resolver ? resolver : cfg ? cfg->dns_resolver : "system";
+	dopt.timeout_ms = cfg ? cfg->dns_timeout_ms : 5000;
+	dopt.max_inflight = cfg ? (unsigned)cfg->dns_max_queries : 256;
+	dopt.trust_anchor = resolver ? (dnssec ? "/usr/share/dns/root.key" : "") : cfg ? cfg->dns_trust_anchor : "";
+	if (timeout) {
+		if (parse_duration_ms(timeout, &ms) < 0 || ms == 0) {
+			fprintf(stderr, "postern: --dns-timeout %s is not a duration (e.g. 2s)\n", timeout);
+			config_free(cfg);
+			return 2;
+		}
+		dopt.timeout_ms = ms;
+	}
+	if (dopt.trust_anchor && *dopt.trust_anchor && access(dopt.trust_anchor, R_OK) < 0)
+		dopt.trust_anchor = "";
+	c.base = event_base_new();
+	dns = dns_new(c.base, &dopt, err, sizeof err);
+	if (!dns) {
+		fprintf(stderr, "postern: %s\n", err);
+		event_base_free(c.base);
+		config_free(cfg);
+		return 1;
+	}
+	job = spf_check_async(dns, ip, sender ? sender : "", helo, cfg ? cfg->hostname : NULL, identity_helo, on_done,
+			      &c);
+	if (!job) {
+		fprintf(stderr, "postern: --ip %s is not an IPv4 or IPv6 address\n", ip);
+		dns_free(dns);
+		event_base_free(c.base);
+		config_free(cfg);
+		return 2;
+	}
+	event_base_dispatch(c.base);
+	dns_free(dns);
+	event_base_free(c.base);
+	config_free(cfg);
+	return 0;
+}
