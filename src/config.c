@@ -98,6 +98,8 @@ static const struct key keys[] = {
 	  "DNS queries in flight at once; more wait their turn." },
 	{ "dns", "trust_anchor", T_PATH, S(dns_trust_anchor), 0, "/usr/share/dns/root.key", NULL, 0, 0,
 	  "DNSSEC root trust anchor (Debian package dns-root-data). Empty: answers are not validated." },
+	{ "spf", "enabled", T_ENUM, S(spf_enabled), 0, "yes", "yes|no", 0, 0,
+	  "Check SPF for every message and record the result in a Received-SPF header." },
 	{ "spf", "reject_fail", T_ENUM, S(spf_reject_fail), 0, "no", "yes|no", 0, 0,
 	  "Reject mail whose SPF result is fail (550 5.7.23). Default: record the result and let DMARC decide." },
 	{ "spf", "check_helo", T_ENUM, S(spf_check_helo), 0, "yes", "yes|no", 0, 0,

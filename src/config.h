@@ -64,6 +64,7 @@ struct config {
 	char *dns_trust_anchor;
 
 	/* [spf] */
+	char *spf_enabled;
 	char *spf_reject_fail;
 	char *spf_check_helo;
 };

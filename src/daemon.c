@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "dns/dns.h"
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "lib/util.h"
@@ -152,6 +153,8 @@ int daemon_serve(const char *config_path)
 	struct daemon d = { .config_path = config_path };
 	struct config *cfg;
 	struct store *store = NULL;
+	struct dns *dns = NULL;
+	struct dns_options dopt;
 	struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
 	char err[512];
 	int status = 1;
@@ -187,7 +190,21 @@ int daemon_serve(const char *config_path)
 		log_error(NULL, "event=start_failed error=\"%s\"", err);
 		goto out;
 	}
-	if (server_start(d.srv, store) < 0)
+	dopt.resolver = cfg->dns_resolver;
+	dopt.timeout_ms = cfg->dns_timeout_ms;
+	dopt.max_inflight = (unsigned)cfg->dns_max_queries;
+	dopt.trust_anchor = cfg->dns_trust_anchor;
+	if (*dopt.trust_anchor && access(dopt.trust_anchor, R_OK) < 0) {
+		log_warn(NULL, "event=no_dnssec trust_anchor=%s hint=\"install dns-root-data, or set [dns] trust_anchor\"",
+			 dopt.trust_anchor);
+		dopt.trust_anchor = "";
+	}
+	dns = dns_new(d.base, &dopt, err, sizeof err);
+	if (!dns) {
+		log_error(NULL, "event=start_failed error=\"%s\"", err);
+		goto out;
+	}
+	if (server_start(d.srv, store, dns) < 0)
 		goto out;
 	ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
@@ -208,6 +225,7 @@ out:
 	if (ev_int)
 		event_free(ev_int);
 	server_free(d.srv);
+	dns_free(dns);
 	store_close(store);
 	runtime_unref(d.rt);
 	if (d.base)

@@ -32,6 +32,8 @@
 
 /* Internal results: the public ones plus "waiting for DNS". */
 #define R_PENDING 100
+/* fetch_record(): the record was found. */
+#define R_FOUND 101
 
 enum mech_type { M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS };
 
@@ -1211,7 +1213,7 @@ static int eval_record(struct run *r, const char *domain, const struct record *r
 	return SPF_NEUTRAL;
 }
 
-/* Sections 4.4 and 4.5: the one SPF record of domain. Returns 0 with
+/* Sections 4.4 and 4.5: the one SPF record of domain. Returns R_FOUND with
  * *text set (borrowed from the table), or a result. */
 static int fetch_record(struct run *r, const char *domain, const char **text)
 {
@@ -1239,7 +1241,7 @@ static int fetch_record(struct run *r, const char *domain, const char **text)
 			return SPF_PERMERROR;
 		}
 	}
-	return found ? 0 : SPF_NONE;
+	return found ? R_FOUND : SPF_NONE;
 }
 
 static int check_host(struct run *r, const char *domain, char **explanation)
@@ -1260,7 +1262,7 @@ static int check_host(struct run *r, const char *domain, char **explanation)
 		return SPF_NONE;
 	}
 	rc = fetch_record(r, domain, &text);
-	if (rc) {
+	if (rc != R_FOUND) {
 		r->depth--;
 		return rc;
 	}

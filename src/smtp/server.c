@@ -46,7 +46,9 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "auth/spf.h"
 #include "deliver/maildir.h"
+#include "dns/dns.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/worker.h"
@@ -105,6 +107,15 @@ struct session {
 	struct data_decoder dec;
 	struct spool *spool;
 	char *decode_buf;
+
+	/* SPF (RFC 7208): the HELO identity is checked at EHLO, the MAIL FROM
+	 * identity at MAIL, both while the session goes on; the end of data
+	 * waits for them if it comes first. */
+	struct spf_job *spf_helo_job, *spf_mail_job;
+	char *spf_helo_hdr, *spf_mail_hdr;
+	enum spf_result spf_mail_result;
+	char *spf_explanation;
+	int wait_spf;
 };
 
 struct server {
@@ -117,6 +128,7 @@ struct server {
 	struct session *sessions;
 	size_t nsessions;
 	struct session *table[SESSION_BUCKETS];
+	struct dns *dns;
 	uint64_t next_id;
 	char sid_prefix[8];
 	int shutting_down;
@@ -193,8 +205,24 @@ static void reply(struct session *s, const char *fmt, ...)
 
 static void check_done(struct server *srv);
 
+static void spf_cancel_helo(struct session *s)
+{
+	spf_job_cancel(s->spf_helo_job);
+	s->spf_helo_job = NULL;
+	free(s->spf_helo_hdr);
+	s->spf_helo_hdr = NULL;
+}
+
 static void transaction_reset(struct session *s)
 {
+	spf_job_cancel(s->spf_mail_job);
+	s->spf_mail_job = NULL;
+	free(s->spf_mail_hdr);
+	s->spf_mail_hdr = NULL;
+	free(s->spf_explanation);
+	s->spf_explanation = NULL;
+	s->spf_mail_result = SPF_NONE;
+	s->wait_spf = 0;
 	free(s->mail_from);
 	s->mail_from = NULL;
 	s->has_mail = 0;
@@ -219,6 +247,7 @@ static void session_free(struct session *s)
 	log_info(s->sid, "event=disconnect client=%s messages=%u errors=%d duration_ms=%llu", s->ip, s->nmsgs,
 		 s->nerrors, (unsigned long long)(now_ms() - s->started));
 	transaction_reset(s);
+	spf_cancel_helo(s);
 	table_del(srv, s);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -293,6 +322,54 @@ static int count_error(struct session *s)
 
 /* ---- commands ----------------------------------------------------------- */
 
+static int spf_wanted(const struct session *s)
+{
+	return s->srv->dns && !strcasecmp(s->rt->cfg->spf_enabled, "yes");
+}
+
+static void finish_data(struct session *s, int resumed);
+
+/* The end of data may be waiting for SPF: resume it once both are in. */
+static void spf_maybe_resume(struct session *s)
+{
+	if (s->wait_spf && !s->spf_helo_job && !s->spf_mail_job) {
+		s->wait_spf = 0;
+		finish_data(s, 1);
+	}
+}
+
+static void log_spf(struct session *s, const char *identity, const struct spf_eval *e)
+{
+	char v[300] = "";
+	if (e->problem)
+		log_value(v, sizeof v, e->problem, strlen(e->problem));
+	log_info(s->sid, "event=spf identity=%s domain=%s result=%s lookups=%u%s%s", identity, e->domain,
+		 spf_result_name(e->result), e->dns_terms, e->problem ? " problem=" : "", v);
+}
+
+static void spf_helo_done(void *arg, struct spf_eval *e)
+{
+	struct session *s = arg;
+	s->spf_helo_job = NULL;
+	free(s->spf_helo_hdr);
+	s->spf_helo_hdr = spf_received_header(e);
+	log_spf(s, "helo", e);
+	spf_maybe_resume(s);
+}
+
+static void spf_mail_done(void *arg, struct spf_eval *e)
+{
+	struct session *s = arg;
+	s->spf_mail_job = NULL;
+	free(s->spf_mail_hdr);
+	s->spf_mail_hdr = spf_received_header(e);
+	s->spf_mail_result = e->result;
+	free(s->spf_explanation);
+	s->spf_explanation = e->explanation ? xstrdup(e->explanation) : NULL;
+	log_spf(s, "mailfrom", e);
+	spf_maybe_resume(s);
+}
+
 static void cmd_ehlo(struct session *s, const char *arg, int esmtp)
 {
 	const struct config *c = s->rt->cfg;
@@ -306,6 +383,9 @@ static void cmd_ehlo(struct session *s, const char *arg, int esmtp)
 	free(s->helo);
 	s->helo = xstrndup(arg, strnlen(arg, MAX_HELO));
 	s->esmtp = esmtp;
+	spf_cancel_helo(s);
+	if (spf_wanted(s) && !strcasecmp(c->spf_check_helo, "yes"))
+		s->spf_helo_job = spf_check_async(s->srv->dns, s->ip, "", s->helo, c->hostname, 1, spf_helo_done, s);
 	log_info(s->sid, "event=helo helo=%s esmtp=%d", log_value(v, sizeof v, s->helo, strlen(s->helo)), esmtp);
 	if (!esmtp) {
 		reply(s, "250 %s", c->hostname);
@@ -390,6 +470,9 @@ static void cmd_mail(struct session *s, const char *arg)
 	s->has_mail = 1;
 	s->mail_from = xstrdup(addr);
 	s->params = mp;
+	if (spf_wanted(s))
+		s->spf_mail_job = spf_check_async(s->srv->dns, s->ip, addr, s->helo, s->rt->cfg->hostname, 0,
+						  spf_mail_done, s);
 	log_info(s->sid, "event=mail from=<%s> size=%llu", log_value(v, sizeof v, addr, strlen(addr)),
 		 (unsigned long long)mp.size);
 	reply(s, "250 2.1.0 Ok");
@@ -624,6 +707,7 @@ static void cmd_starttls(struct session *s, const char *arg)
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
 	/* RFC 3207 section 4.2: forget everything learnt before TLS. */
 	transaction_reset(s);
+	spf_cancel_helo(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
@@ -792,6 +876,39 @@ static void header_safe(char *out, size_t n, const char *in)
 	out[o] = '\0';
 }
 
+/* "Name: value\n" folded at spaces so no line passes 78 columns (RFC 5322
+ * section 2.2.3); continuation lines start with a tab. */
+static char *header_fold(const char *name, const char *value)
+{
+	size_t cap = strlen(name) + strlen(value) * 2 + 8, o = 0, col;
+	char *out = xmalloc(cap);
+	const char *p = value;
+
+	o += (size_t)snprintf(out, cap, "%s:", name);
+	col = o;
+	while (*p) {
+		const char *sp = strchr(p, ' ');
+		size_t wl = sp ? (size_t)(sp - p) : strlen(p);
+		if (col + 1 + wl > 78 && col > 1) {
+			memcpy(out + o, "\n\t", 2);
+			o += 2;
+			col = 8;
+		} else {
+			out[o++] = ' ';
+			col++;
+		}
+		memcpy(out + o, p, wl);
+		o += wl;
+		col += wl;
+		p += wl;
+		while (*p == ' ')
+			p++;
+	}
+	out[o++] = '\n';
+	out[o] = '\0';
+	return out;
+}
+
 static char *build_head(struct session *s, const char *qid)
 {
 	const struct config *c = s->rt->cfg;
@@ -811,19 +928,26 @@ static char *build_head(struct session *s, const char *qid)
 			 s->tlsi.bits, s->tlsi.alg_bits);
 	if (s->nrcpts == 1)
 		snprintf(forc, sizeof forc, "\n\tfor <%s>", s->rcpts[0]);
-	return xasprintf("Return-Path: <%s>\n"
-			 "Received: from %s (%s[%s%s])\n"
-			 "\tby %s (postern) with %s id %s%s%s;\n"
-			 "\t%s\n",
-			 s->mail_from, helo, "", s->family == AF_INET6 ? "IPv6:" : "", s->ip, c->hostname, proto, qid,
-			 tlsc, forc, date);
+	{
+		char *spf_helo = s->spf_helo_hdr && *s->mail_from ? header_fold("Received-SPF", s->spf_helo_hdr) : NULL;
+		char *spf_mail = s->spf_mail_hdr ? header_fold("Received-SPF", s->spf_mail_hdr) : NULL;
+		char *head = xasprintf("Return-Path: <%s>\n"
+				       "%s%s"
+				       "Received: from %s (%s[%s%s])\n"
+				       "\tby %s (postern) with %s id %s%s%s;\n"
+				       "\t%s\n",
+				       s->mail_from, spf_helo ? spf_helo : "", spf_mail ? spf_mail : "", helo, "",
+				       s->family == AF_INET6 ? "IPv6:" : "", s->ip, c->hostname, proto, qid, tlsc, forc,
+				       date);
+		free(spf_helo);
+		free(spf_mail);
+		return head;
+	}
 }
 
 static void end_of_data(struct session *s)
 {
 	const struct data_decoder *dec = &s->dec;
-	struct delivery *d;
-	char qid[40];
 
 	if (s->bdat_discard) {
 		reply(s, "503 5.5.1 Error: need RCPT command");
@@ -851,6 +975,39 @@ static void end_of_data(struct session *s)
 		transaction_reset(s);
 		s->state = S_CMD;
 		count_error(s);
+		return;
+	}
+	if (s->spf_helo_job || s->spf_mail_job) {
+		/* SPF is still at work: wait for it (the loop does not). */
+		s->state = S_WAIT;
+		s->wait_spf = 1;
+		return;
+	}
+	finish_data(s, 0);
+}
+
+/* The message is complete and SPF has answered: reject or deliver. resumed
+ * is set when we come back from waiting, and then we read on ourselves. */
+static void finish_data(struct session *s, int resumed)
+{
+	struct delivery *d;
+	char qid[40];
+
+	if (s->spf_mail_result == SPF_FAIL && !strcasecmp(s->rt->cfg->spf_reject_fail, "yes")) {
+		log_info(s->sid, "event=reject cmd=DATA code=550 reason=spf_fail");
+		/* RFC 7208 section 8.4: give the domain's explanation, if any,
+		 * made safe for one reply line. */
+		char expl[300] = "";
+		if (s->spf_explanation)
+			str_copy(expl, s->spf_explanation, sizeof expl);
+		for (char *p = expl; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				*p = '?';
+		reply(s, "550 5.7.23 Message rejected: SPF check failed%s%s", *expl ? ": " : "", expl);
+		transaction_reset(s);
+		s->state = S_CMD;
+		if (resumed)
+			session_process(s);
 		return;
 	}
 	snprintf(qid, sizeof qid, "%s.%u", s->sid, s->nmsgs + 1);
@@ -1217,9 +1374,10 @@ struct server *server_new(struct event_base *base, struct runtime *rt)
 	return srv;
 }
 
-int server_start(struct server *srv, struct store *store)
+int server_start(struct server *srv, struct store *store, struct dns *dns)
 {
 	srv->store = store;
+	srv->dns = dns;
 	if (mkdir_p(srv->spool_dir, 0700) < 0) {
 		log_error(NULL, "event=start_failed error=\"cannot create %s: %s\"", srv->spool_dir, strerror(errno));
 		return -1;

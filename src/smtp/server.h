@@ -35,8 +35,10 @@ void runtime_unref(struct runtime *rt);
  * while still root). Returns NULL after logging on failure. Takes a
  * reference on rt; the store is borrowed and must outlive the server. */
 struct server *server_new(struct event_base *base, struct runtime *rt);
-/* Starts accepting; call after dropping privileges. Returns 0 or -1. */
-int server_start(struct server *srv, struct store *store);
+/* Starts accepting; call after dropping privileges. The store and the
+ * resolver (NULL: no SPF) are borrowed. Returns 0 or -1. */
+struct dns;
+int server_start(struct server *srv, struct store *store, struct dns *dns);
 /* Replaces the runtime used by new sessions (SIGHUP). */
 void server_set_runtime(struct server *srv, struct runtime *rt);
 /* Stops accepting, closes idle sessions with 421, lets transactions in flight
