@@ -65,7 +65,7 @@ struct config {
 
 	/* [spf] */
 	char *spf_enabled;
-	char *spf_reject_fail;
+	char *spf_on_fail, *spf_on_softfail, *spf_on_permerror, *spf_on_temperror;
 	char *spf_check_helo;
 };
 

@@ -375,7 +375,10 @@ static void cmd_ehlo(struct session *s, const char *arg, int esmtp)
 	const struct config *c = s->rt->cfg;
 	char v[300];
 	if (!*arg) {
-		reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		if (esmtp)
+			reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		else
+			reply(s, "501 5.5.4 Syntax: HELO hostname");
 		count_error(s);
 		return;
 	}
@@ -986,6 +989,45 @@ static void end_of_data(struct session *s)
 	finish_data(s, 0);
 }
 
+/* Applies the [spf] action for the MAIL FROM result (RFC 7208 section 8,
+ * codes of RFC 7372). Returns 1 after replying with a refusal. */
+static int spf_refuses(struct session *s)
+{
+	const struct config *c = s->rt->cfg;
+	char expl[300] = "";
+
+	switch (s->spf_mail_result) {
+	case SPF_FAIL:
+	case SPF_SOFTFAIL:
+		if (strcasecmp(s->spf_mail_result == SPF_FAIL ? c->spf_on_fail : c->spf_on_softfail, "reject"))
+			return 0;
+		/* Section 8.4: give the domain's explanation, made safe for one
+		 * reply line. */
+		if (s->spf_explanation)
+			str_copy(expl, s->spf_explanation, sizeof expl);
+		for (char *p = expl; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				*p = '?';
+		reply(s, "550 5.7.23 Message rejected: SPF check %s%s%s",
+		      s->spf_mail_result == SPF_FAIL ? "failed" : "soft-failed", *expl ? ": " : "", expl);
+		break;
+	case SPF_PERMERROR:
+		if (strcasecmp(c->spf_on_permerror, "reject"))
+			return 0;
+		reply(s, "550 5.7.24 Message rejected: the sender's SPF record is broken");
+		break;
+	case SPF_TEMPERROR:
+		if (strcasecmp(c->spf_on_temperror, "defer"))
+			return 0;
+		reply(s, "451 4.7.24 SPF check failed temporarily (DNS), try again later");
+		break;
+	default:
+		return 0;
+	}
+	log_info(s->sid, "event=reject cmd=DATA reason=spf_%s", spf_result_name(s->spf_mail_result));
+	return 1;
+}
+
 /* The message is complete and SPF has answered: reject or deliver. resumed
  * is set when we come back from waiting, and then we read on ourselves. */
 static void finish_data(struct session *s, int resumed)
@@ -993,17 +1035,7 @@ static void finish_data(struct session *s, int resumed)
 	struct delivery *d;
 	char qid[40];
 
-	if (s->spf_mail_result == SPF_FAIL && !strcasecmp(s->rt->cfg->spf_reject_fail, "yes")) {
-		log_info(s->sid, "event=reject cmd=DATA code=550 reason=spf_fail");
-		/* RFC 7208 section 8.4: give the domain's explanation, if any,
-		 * made safe for one reply line. */
-		char expl[300] = "";
-		if (s->spf_explanation)
-			str_copy(expl, s->spf_explanation, sizeof expl);
-		for (char *p = expl; *p; p++)
-			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-				*p = '?';
-		reply(s, "550 5.7.23 Message rejected: SPF check failed%s%s", *expl ? ": " : "", expl);
+	if (spf_refuses(s)) {
 		transaction_reset(s);
 		s->state = S_CMD;
 		if (resumed)
