@@ -19,6 +19,9 @@ void cli_user_usage(FILE *out);
  * exists and no --resolver is given. */
 int cli_spf(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_spf_usage(FILE *out);
+/* `postern dns query`, with the same configuration rule as cli_spf. */
+int cli_dns(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_dns_usage(FILE *out);
 void cli_alias_usage(FILE *out);
 
 #endif

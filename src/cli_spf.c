@@ -92,7 +92,7 @@ static void on_done(void *arg, struct spf_eval *e)
 			printf(", \"status\": \"%s\", \"answers\": [", l->answered ? dns_status_name(l->status) : "unasked");
 			for (size_t k = 0; k < l->answer.nrrs; k++) {
 				char v[600];
-				spf_rr_text(&l->answer.rrs[k], v, sizeof v);
+				dns_rr_text(&l->answer.rrs[k], v, sizeof v);
 				if (k)
 					printf(", ");
 				json_write_string(stdout, v);
@@ -119,7 +119,7 @@ static void on_done(void *arg, struct spf_eval *e)
 			       l->answered ? dns_status_name(l->status) : "unasked");
 			for (size_t k = 0; k < l->answer.nrrs; k++) {
 				char v[600];
-				spf_rr_text(&l->answer.rrs[k], v, sizeof v);
+				dns_rr_text(&l->answer.rrs[k], v, sizeof v);
 				printf("%s%s", k ? ", " : ": ", v);
 			}
 			printf("\n");

@@ -29,7 +29,8 @@ static void usage(FILE *out)
 	      "  config example           print an annotated configuration with every key\n"
 	      "  user add|del|list|passwd manage mailboxes\n"
 	      "  alias add|del|list       manage aliases and catch-alls\n"
-	      "  spf check                evaluate SPF for a client, with the DNS trace\n"
+	      "  spf check|bench          evaluate SPF for a client, with the DNS trace\n"
+	      "  dns query NAME [TYPE]    look a name up through postern's resolver\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -156,15 +157,16 @@ int main(int argc, char **argv)
 			config_usage(stderr);
 			rc = 2;
 		}
-	} else if (!strcmp(args[0], "spf")) {
+	} else if (!strcmp(args[0], "spf") || !strcmp(args[0], "dns")) {
+		int spf = !strcmp(args[0], "spf");
 		if (n == 1) {
-			cli_spf_usage(stderr);
+			(spf ? cli_spf_usage : cli_dns_usage)(stderr);
 			rc = 2;
 		} else if (!strcmp(args[1], "--help") || !strcmp(args[1], "-h")) {
-			cli_spf_usage(stdout);
+			(spf ? cli_spf_usage : cli_dns_usage)(stdout);
 			rc = 0;
 		} else {
-			rc = cli_spf(config, config_explicit, n - 1, args + 1);
+			rc = (spf ? cli_spf : cli_dns)(config, config_explicit, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "user") || !strcmp(args[0], "alias")) {
 		int is_user = !strcmp(args[0], "user");

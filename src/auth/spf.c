@@ -110,27 +110,6 @@ void inet_ntop_spf(const struct spf_ip *ip, char *out, size_t n)
 	inet_ntop(ip->family, ip->addr, out, (socklen_t)n);
 }
 
-void spf_rr_text(const struct dns_rr *rr, char *out, size_t n)
-{
-	switch (rr->type) {
-	case DNS_T_A:
-		inet_ntop(AF_INET, rr->addr, out, (socklen_t)n);
-		break;
-	case DNS_T_AAAA:
-		inet_ntop(AF_INET6, rr->addr, out, (socklen_t)n);
-		break;
-	case DNS_T_MX:
-		snprintf(out, n, "%u %s", rr->pref, rr->name ? rr->name : "");
-		break;
-	case DNS_T_TXT:
-	case DNS_T_SPF:
-		snprintf(out, n, "%.*s", (int)rr->len, rr->data ? (const char *)rr->data : "");
-		break;
-	default:
-		snprintf(out, n, "%s", rr->name ? rr->name : "?");
-	}
-}
-
 static int ip_match(const struct spf_ip *ip, const unsigned char *net, int family, int prefix)
 {
 	int bytes = prefix / 8, bits = prefix % 8;

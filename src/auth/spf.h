@@ -99,9 +99,6 @@ enum spf_run_status spf_run(struct spf_eval *e);
 /* Records the answer to table entry i (copies answer). */
 void spf_answer(struct spf_eval *e, size_t i, enum dns_status status, const struct dns_answer *answer);
 
-/* A record of a lookup in text form, for traces. */
-void spf_rr_text(const struct dns_rr *rr, char *out, size_t n);
-
 /* The Received-SPF header value (RFC 7208 section 9.1), newly allocated. */
 char *spf_received_header(const struct spf_eval *e);
 

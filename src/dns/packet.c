@@ -3,7 +3,9 @@
  */
 #include "packet.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,4 +269,36 @@ done_chain:
 bad:
 	dns_answer_clear(out);
 	return -1;
+}
+
+void dns_rr_text(const struct dns_rr *rr, char *out, size_t n)
+{
+	size_t o = 0;
+	switch (rr->type) {
+	case DNS_T_A:
+		inet_ntop(AF_INET, rr->addr, out, (socklen_t)n);
+		return;
+	case DNS_T_AAAA:
+		inet_ntop(AF_INET6, rr->addr, out, (socklen_t)n);
+		return;
+	case DNS_T_MX:
+		snprintf(out, n, "%u %s", rr->pref, rr->name);
+		return;
+	case DNS_T_PTR:
+	case DNS_T_CNAME:
+	case DNS_T_NS:
+		snprintf(out, n, "%s", rr->name);
+		return;
+	case DNS_T_TXT:
+	case DNS_T_SPF:
+		snprintf(out, n, "%.*s", (int)rr->len, (const char *)rr->data);
+		return;
+	default:
+		/* TLSA and the rest: usage selector type, then hex, as in zone files. */
+		if (rr->type == DNS_T_TLSA && rr->len >= 3)
+			o = (size_t)snprintf(out, n, "%u %u %u ", rr->data[0], rr->data[1], rr->data[2]);
+		for (size_t i = rr->type == DNS_T_TLSA ? 3 : 0; i < rr->len && o + 3 < n; i++)
+			o += (size_t)snprintf(out + o, n - o, "%02x", rr->data[i]);
+		return;
+	}
 }

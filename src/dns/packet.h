@@ -60,6 +60,10 @@ void dns_answer_clear(struct dns_answer *a);
  * root). Advances *off past the name as stored. Returns 0 or -1. */
 int dns_read_name(const unsigned char *pkt, size_t len, size_t *off, char *out);
 
+/* A record in zone-file presentation (without owner, TTL and type):
+ * "10 mx.example.org", "192.0.2.1", the TXT text, TLSA "3 1 1 ab12...". */
+void dns_rr_text(const struct dns_rr *rr, char *out, size_t n);
+
 /* Case-insensitive name comparison ignoring one trailing dot. */
 int dns_name_eq(const char *a, const char *b);
 
