@@ -237,6 +237,11 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, char
 	} else if (add_resolvers(d->ub, opt->resolver, err, errsize) < 0) {
 		goto fail;
 	}
+	/* libunbound answers test. and home.arpa. itself (RFC 6761, RFC 8375)
+	 * with NXDOMAIN. Sites use them with their own DNS, and our tests do:
+	 * let the resolvers we forward to answer them. */
+	ub_ctx_set_option(d->ub, "local-zone:", "test. transparent");
+	ub_ctx_set_option(d->ub, "local-zone:", "home.arpa. transparent");
 	if (opt->trust_anchor && *opt->trust_anchor) {
 		rc = ub_ctx_add_ta_file(d->ub, opt->trust_anchor);
 		if (rc != 0) {
