@@ -84,7 +84,7 @@ static void on_done(void *arg, struct spf_eval *e)
 		json_write_string(stdout, hdr);
 		printf(", \"trace\": [");
 		for (size_t i = 0; i < e->nlookups; i++) {
-			const struct spf_lookup *l = &e->lookups[i];
+			const struct spf_lookup *l = e->lookups[i];
 			char q[300];
 			snprintf(q, sizeof q, "%s %s", dns_type_name(l->type), l->name);
 			printf("%s{\"query\": ", i ? ", " : "");
@@ -114,7 +114,7 @@ static void on_done(void *arg, struct spf_eval *e)
 		printf("Received-SPF: %s\n", hdr);
 		printf("trace:\n");
 		for (size_t i = 0; i < e->nlookups; i++) {
-			const struct spf_lookup *l = &e->lookups[i];
+			const struct spf_lookup *l = e->lookups[i];
 			printf("  %-5s %s -> %s", dns_type_name(l->type), l->name,
 			       l->answered ? dns_status_name(l->status) : "unasked");
 			for (size_t k = 0; k < l->answer.nrrs; k++) {

@@ -179,13 +179,13 @@ static const struct spf_lookup *ask(struct run *r, const char *name, uint16_t ty
 	struct spf_eval *e = r->e;
 	char *n = norm_name(name);
 	for (size_t i = 0; i < e->nlookups; i++) {
-		if (e->lookups[i].type == type && !strcmp(e->lookups[i].name, n)) {
+		if (e->lookups[i]->type == type && !strcmp(e->lookups[i]->name, n)) {
 			free(n);
-			if (!e->lookups[i].answered) {
+			if (!e->lookups[i]->answered) {
 				r->pending = 1;
 				return NULL;
 			}
-			return &e->lookups[i];
+			return e->lookups[i];
 		}
 	}
 	if (e->nlookups >= SPF_MAX_LOOKUPS) {
@@ -193,10 +193,12 @@ static const struct spf_lookup *ask(struct run *r, const char *name, uint16_t ty
 		free(n);
 		abort();
 	}
+	/* Entries are allocated one by one: pointers handed out earlier in
+	 * this run must stay valid while the table grows. */
 	e->lookups = xrealloc(e->lookups, (e->nlookups + 1) * sizeof *e->lookups);
-	memset(&e->lookups[e->nlookups], 0, sizeof *e->lookups);
-	e->lookups[e->nlookups].name = n;
-	e->lookups[e->nlookups].type = type;
+	e->lookups[e->nlookups] = xcalloc(1, sizeof **e->lookups);
+	e->lookups[e->nlookups]->name = n;
+	e->lookups[e->nlookups]->type = type;
 	e->nlookups++;
 	r->pending = 1;
 	return NULL;
@@ -204,7 +206,7 @@ static const struct spf_lookup *ask(struct run *r, const char *name, uint16_t ty
 
 void spf_answer(struct spf_eval *e, size_t i, enum dns_status status, const struct dns_answer *answer)
 {
-	struct spf_lookup *l = &e->lookups[i];
+	struct spf_lookup *l = e->lookups[i];
 	dns_answer_clear(&l->answer);
 	l->answered = 1;
 	l->status = status;
@@ -1293,8 +1295,9 @@ void spf_eval_free(struct spf_eval *e)
 	if (!e)
 		return;
 	for (size_t i = 0; i < e->nlookups; i++) {
-		free(e->lookups[i].name);
-		dns_answer_clear(&e->lookups[i].answer);
+		free(e->lookups[i]->name);
+		dns_answer_clear(&e->lookups[i]->answer);
+		free(e->lookups[i]);
 	}
 	free(e->lookups);
 	free(e->req.sender);
@@ -1474,7 +1477,7 @@ static void job_step(struct spf_job *job)
 		job->nqids = job->e->nlookups;
 	}
 	for (size_t i = 0; i < job->e->nlookups; i++) {
-		const struct spf_lookup *l = &job->e->lookups[i];
+		const struct spf_lookup *l = job->e->lookups[i];
 		struct job_query *jq;
 		if (l->answered || job->qids[i])
 			continue;

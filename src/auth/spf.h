@@ -73,7 +73,7 @@ struct spf_request {
 
 struct spf_eval {
 	struct spf_request req;
-	struct spf_lookup *lookups;
+	struct spf_lookup **lookups; /* in the order first asked */
 	size_t nlookups;
 
 	/* Results of the last run. */

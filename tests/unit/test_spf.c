@@ -23,7 +23,7 @@ static enum spf_result run_table(struct spf_eval *e, const struct rec *recs, siz
 		if (spf_run(e) == SPF_RUN_DONE)
 			return e->result;
 		for (size_t i = 0; i < e->nlookups; i++) {
-			struct spf_lookup *l = &e->lookups[i];
+			struct spf_lookup *l = e->lookups[i];
 			struct dns_answer a = { 0 };
 			struct dns_rr rrs[16];
 			enum dns_status st = DNS_NXDOMAIN;
