@@ -23,7 +23,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 
-import posterntest  # noqa: E402
 from posterntest import (DEFAULT_ALIASES, DEFAULT_USERS, Dovecot, Postern,  # noqa: E402
                          available_builds, make_cert, make_workdir)
 
@@ -75,12 +74,17 @@ def _templates():
         if build not in made:
             d = make_workdir("postern-template-")
             dirs.append(d)
-            p = Postern(build, d)
-            for u in DEFAULT_USERS:
-                p.add_user(u)
-            for src, targets in DEFAULT_ALIASES:
-                p.add_alias(src, *targets)
-            made[build] = p.data_dir
+            try:
+                p = Postern(build, d)
+                for u in DEFAULT_USERS:
+                    p.add_user(u)
+                for src, targets in DEFAULT_ALIASES:
+                    p.add_alias(src, *targets)
+                made[build] = p.data_dir
+            except AssertionError as e:
+                made[build] = e  # fail every test of this build the same way, fast
+        if isinstance(made[build], Exception):
+            raise AssertionError("setting up the default mailboxes failed: %s" % made[build])
         return made[build]
 
     yield get

@@ -31,8 +31,9 @@ def _collect():
     return params
 
 
-@pytest.mark.parametrize("build,name", _collect())
-def test_unit(build, name):
+@pytest.mark.parametrize("unit_build,name", _collect())
+def test_unit(unit_build, name):
+    build = unit_build
     binary = ROOT / build / "unit-tests"
     assert name is not None, "%s is missing or `--list` failed: run make (and make asan)" % binary
     p = subprocess.run([str(binary), "--run", name], capture_output=True, text=True, errors="replace",

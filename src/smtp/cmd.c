@@ -335,8 +335,17 @@ enum param_status cmd_parse_mail_params(const char *s, struct mail_params *out)
 		if (!key[0])
 			return PARAM_SYNTAX;
 		if (!strcasecmp(key, "SIZE")) {
-			if (!has_val || parse_uint(val, UINT64_MAX, &out->size) < 0)
+			/* RFC 1870 allows 20 digits: a number past 64 bits is valid
+			 * and simply too big. */
+			size_t k = 0;
+			if (!has_val || !val[0])
 				return PARAM_SYNTAX;
+			while (isdigit((unsigned char)val[k]))
+				k++;
+			if (val[k] || k > 20)
+				return PARAM_SYNTAX;
+			if (parse_uint(val, UINT64_MAX, &out->size) < 0)
+				out->size = UINT64_MAX;
 		} else if (!strcasecmp(key, "BODY")) {
 			if (!has_val)
 				return PARAM_SYNTAX;

@@ -101,6 +101,12 @@ size_t data_feed(struct data_decoder *d, const char *in, size_t n, char *out, si
 		case DS_DOT:
 			if (c == '\r') {
 				d->state = DS_DOT_CR;
+			} else if (c == '\n') {
+				/* "." then a bare LF: not the end, and not a stuffed dot
+				 * either; keep the dot as text, like "." CR x below. */
+				d->line_len++;
+				emit(d, '.', out, &o);
+				bare(d, out, &o);
 			} else {
 				/* A stuffed dot: drop it, the rest is text (RFC 5321 4.5.2).
 				 * A bare LF right after it is still a bare LF. */

@@ -952,13 +952,6 @@ static void end_of_data(struct session *s)
 {
 	const struct data_decoder *dec = &s->dec;
 
-	if (s->bdat_discard) {
-		reply(s, "503 5.5.1 Error: need RCPT command");
-		transaction_reset(s);
-		s->state = S_CMD;
-		count_error(s);
-		return;
-	}
 	if (dec->errors || s->spool->failed) {
 		const char *why;
 		if (dec->errors & DATA_ERR_SIZE)
@@ -1103,11 +1096,21 @@ static int process_body(struct session *s, struct evbuffer *in)
 	if (s->bdat_left > 0)
 		return 1;
 chunk_done:
+	if (s->bdat_discard) {
+		/* Each chunk of a transaction without recipients is refused
+		 * once its bytes are read (docs/smtp.md). */
+		reply(s, "503 5.5.1 Error: need RCPT command");
+		if (s->bdat_last)
+			transaction_reset(s);
+		s->bdat_total = 0;
+		s->state = S_CMD;
+		arm_timer(s, s->rt->cfg->command_timeout_ms);
+		count_error(s);
+		return 1;
+	}
 	if (s->bdat_last) {
-		if (!s->bdat_discard) {
-			data_finish(&s->dec, s->decode_buf, &outlen);
-			spool_append(s->spool, s->decode_buf, outlen);
-		}
+		data_finish(&s->dec, s->decode_buf, &outlen);
+		spool_append(s->spool, s->decode_buf, outlen);
 		end_of_data(s);
 	} else {
 		reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_total);

@@ -223,10 +223,17 @@ def test_null_sender(postern):
 def test_size_parameter(postern):
     with postern.session() as c:
         assert c.cmd("MAIL FROM:<%s> SIZE=1048577" % SENDER) == SIZE_TOO_BIG
-        assert c.cmd("MAIL FROM:<%s> SIZE=99999999999999999999" % SENDER) == SIZE_TOO_BIG
         assert c.cmd("MAIL FROM:<%s> SIZE=1048576" % SENDER) == MAIL_OK
         assert c.cmd("RSET") == OK
         assert c.cmd("MAIL FROM:<%s> SIZE=1000" % SENDER) == MAIL_OK
+
+
+def test_size_parameter_twenty_digits(postern):
+    """RFC 1870: size-value ::= 1*20DIGIT, so a 20-digit SIZE is well-formed
+    and merely too big."""
+    with postern.session() as c:
+        assert c.cmd("MAIL FROM:<%s> SIZE=99999999999999999999" % SENDER) == SIZE_TOO_BIG
+        assert c.cmd("MAIL FROM:<%s> SIZE=18446744073709551616" % SENDER) == SIZE_TOO_BIG
 
 
 def test_unknown_mail_parameter(postern):
@@ -476,15 +483,25 @@ def test_bdat_crlf_split_across_chunks(postern):
     assert only_message(postern, "demo@example.test").rest == b"Subject: split\n\nbody\n"
 
 
-def test_bdat_without_rcpt_consumes_data(postern):
+def test_bdat_last_without_rcpt_consumes_data(postern):
+    with postern.session() as c:
+        assert c.cmd("MAIL FROM:<%s>" % SENDER) == MAIL_OK
+        assert c.cmd("RCPT TO:<nobody@example.test>") == user_unknown("nobody@example.test")
+        # "QUIT\r\n" is the chunk; were it not consumed, the session would end
+        c.send(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n")
+        assert c.replies(2) == [NEED_RCPT, OK]
+    assert postern.all_message_files() == []
+
+
+def test_bdat_chunk_without_rcpt_consumes_data(postern):
+    """docs/smtp.md: BDAT without valid RCPT: data consumed, then 503 -- for
+    every chunk, not only the LAST one."""
     with postern.session() as c:
         assert c.cmd("MAIL FROM:<%s>" % SENDER) == MAIL_OK
         assert c.cmd("RCPT TO:<nobody@example.test>") == user_unknown("nobody@example.test")
         # "NOOP" right behind the chunk: if the chunk were not consumed,
         # "helloNOOP" would be read as a command.
         c.send(b"BDAT 5\r\nhelloNOOP\r\n")
-        assert c.replies(2) == [NEED_RCPT, OK]
-        c.send(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n")
         assert c.replies(2) == [NEED_RCPT, OK]
     assert postern.all_message_files() == []
 

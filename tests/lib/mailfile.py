@@ -4,6 +4,7 @@ mailfile: reading what postern stored, and building what tests send.
 docs/smtp.md: a stored message uses LF line endings and begins with
 `Return-Path: <sender>` and postern's `Received:` header (which may be folded
 over several lines), followed by the message exactly as the client sent it.
+With SPF on, Received-SPF fields may stand between the two (RFC 7208 9.1).
 split_stored() takes such a file apart and fails loudly if its shape is wrong,
 so every delivery test also checks the prepended headers.
 """
@@ -18,10 +19,20 @@ class StoredMessage:
         if not lines or not lines[0].startswith(b"Return-Path: <") or not lines[0].endswith(b">"):
             raise AssertionError("%s: first line is not Return-Path: <...>: %r" % (path, data[:200]))
         self.return_path = lines[0][len(b"Return-Path: <"):-1].decode("utf-8", "replace")
-        if len(lines) < 2 or not lines[1].startswith(b"Received: "):
-            raise AssertionError("%s: second line is not a Received header: %r" % (path, data[:300]))
-        i = 2
-        received = [lines[1]]
+        i = 1
+        # Received-SPF (RFC 7208 9.1) may stand above our Received header
+        self.received_spf = []
+        while i < len(lines) and lines[i].startswith(b"Received-SPF: "):
+            field = [lines[i]]
+            i += 1
+            while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+                field.append(lines[i])
+                i += 1
+            self.received_spf.append(b"\n".join(field))
+        if i >= len(lines) or not lines[i].startswith(b"Received: "):
+            raise AssertionError("%s: Return-Path is not followed by our Received header: %r" % (path, data[:300]))
+        received = [lines[i]]
+        i += 1
         while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
             received.append(lines[i])
             i += 1
