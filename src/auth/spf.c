@@ -558,8 +558,9 @@ static int is_toplabel(const char *s, size_t n)
 }
 
 /* Checks macro-string syntax; sets *ends_macro when it ends with a
- * macro-expand. */
-static int check_macro_string(const char *s, size_t n, int *ends_macro)
+ * macro-expand. The letters c, r and t are allowed only in explanation
+ * text (section 7.1), never in a domain-spec. */
+static int check_macro_string(const char *s, size_t n, int explanation, int *ends_macro)
 {
 	size_t i = 0;
 	*ends_macro = 0;
@@ -583,7 +584,7 @@ static int check_macro_string(const char *s, size_t n, int *ends_macro)
 		if (c != '{' || i + 2 >= n)
 			return -1;
 		i += 2;
-		if (!strchr("slodiphvcrt", tolower((unsigned char)s[i])))
+		if (!strchr(explanation ? "slodiphvcrt" : "slodiphv", tolower((unsigned char)s[i])) || !s[i])
 			return -1;
 		i++;
 		while (i < n && isdigit((unsigned char)s[i]))
@@ -606,7 +607,7 @@ static int check_domain_spec(const char *s, size_t n)
 {
 	int ends_macro;
 	size_t end = n, dot;
-	if (n == 0 || check_macro_string(s, n, &ends_macro) < 0)
+	if (n == 0 || check_macro_string(s, n, 0, &ends_macro) < 0)
 		return -1;
 	if (ends_macro)
 		return 0;
@@ -719,7 +720,7 @@ static int parse_term(const char *t, size_t n, struct record *rec, char *why, si
 				return -1;
 			}
 			rec->exp = xstrndup(val, vlen);
-		} else if (check_macro_string(val, vlen, &ends) < 0) {
+		} else if (check_macro_string(val, vlen, 0, &ends) < 0) {
 			snprintf(why, whysize, "bad modifier value: %.*s", (int)n, t);
 			return -1;
 		}

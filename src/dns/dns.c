@@ -242,6 +242,11 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, char
 	 * let the resolvers we forward to answer them. */
 	ub_ctx_set_option(d->ub, "local-zone:", "test. transparent");
 	ub_ctx_set_option(d->ub, "local-zone:", "home.arpa. transparent");
+	/* Likewise the reverse zones of private and documentation networks:
+	 * the client of an SMTP session may well be on one, and the site's
+	 * resolver may know its PTR (SPF's ptr and %{p} need it). */
+	ub_ctx_set_option(d->ub, "unblock-lan-zones:", "yes");
+	ub_ctx_set_option(d->ub, "insecure-lan-zones:", "yes");
 	if (opt->trust_anchor && *opt->trust_anchor) {
 		rc = ub_ctx_add_ta_file(d->ub, opt->trust_anchor);
 		if (rc != 0) {

@@ -56,9 +56,11 @@ int dns_read_name(const unsigned char *pkt, size_t len, size_t *off, char *out)
 			out[o++] = '.';
 		for (unsigned i = 0; i < c; i++) {
 			unsigned char ch = pkt[pos + 1 + i];
-			/* Keep names printable: a dot or a control byte inside a
-			 * label cannot be represented, so such a name is refused. */
-			if (ch == '.' || ch < 0x21 || ch == 0x7f)
+			/* A dot or a NUL inside a label cannot be represented in
+			 * our presentation form, so such a name is refused. Other
+			 * bytes (spaces, SPF macro output) are kept as they are;
+			 * whoever logs a name escapes it. */
+			if (ch == '.' || ch == 0)
 				return -1;
 			out[o++] = (char)tolower(ch);
 		}

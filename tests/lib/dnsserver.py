@@ -64,7 +64,6 @@ import struct
 import threading
 from collections import namedtuple
 
-import dns.edns
 import dns.exception
 import dns.flags
 import dns.message

@@ -34,6 +34,12 @@ test "cannot be reliably reproduced with live DNS" (it accepts both results).
 
 Strings with \\xNN escapes are bytes: they are served as those bytes when
 every character fits in one (latin-1), else as UTF-8.
+
+Also here, for the SPF tests that use these: pyspf_using()/pyspf_check() run
+pyspf (python3-spf) against a DnsServer; pyspf_rfc_limits() makes pyspf
+count its processing limits the way RFC 7208 section 4.6.4 words them (see
+there); postern_spf() runs `postern spf check --json` and describe() prints
+a run for an assertion message.
 """
 import contextlib
 import gzip
