@@ -131,3 +131,25 @@ def test_dns_cache_honours_ttl_and_negative_ttl(postern_factory, dns):
     time.sleep(2.5)
     assert send(pt, "c@nowhere.example", "n3").code == 250
     assert dns.count("nowhere.example", "TXT") == 2
+
+
+def test_queries_in_flight_are_bounded(postern_factory):
+    """[dns] max_queries = 2: five sessions whose SPF lookups hang; the DNS
+    server sees only two of the names until those time out."""
+    zones = {"hang%d.example" % i: ["TIMEOUT"] for i in range(5)}
+    with DnsServer(zones) as dns:
+        cfg = {"dns": {"resolver": "127.0.0.1:%d" % dns.port, "trust_anchor": "", "timeout": "2s",
+                       "max_queries": "2"},
+               "spf": {"enabled": "yes", "check_helo": "no"}}
+        pt = postern_factory(config=cfg)
+        threads = [threading.Thread(target=send, args=(pt, "x@hang%d.example" % i, "hang%d" % i))
+                   for i in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        seen = {q.name for q in dns.queries if q.name.startswith("hang")}
+        assert len(seen) == 2, seen
+        for t in threads:
+            t.join(60)
+        seen = {q.name for q in dns.queries if q.name.startswith("hang")}
+        assert len(seen) == 5, seen
