@@ -6,7 +6,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt libunbound
+PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt libunbound libpsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -19,6 +19,12 @@ void cli_user_usage(FILE *out);
  * exists and no --resolver is given. */
 int cli_spf(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_spf_usage(FILE *out);
+/* `postern dkim keygen|sign|verify` (cli_dkim.c) and `postern dmarc check`
+ * (cli_dmarc.c), with the same configuration rule as cli_spf. */
+int cli_dkim(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_dkim_usage(FILE *out);
+int cli_dmarc(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_dmarc_usage(FILE *out);
 /* `postern dns query`, with the same configuration rule as cli_spf. */
 int cli_dns(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_dns_usage(FILE *out);

@@ -31,6 +31,8 @@ static void usage(FILE *out)
 	      "  alias add|del|list       manage aliases and catch-alls\n"
 	      "  spf check|bench          evaluate SPF for a client, with the DNS trace\n"
 	      "  dns query NAME [TYPE]    look a name up through postern's resolver\n"
+	      "  dkim keygen|sign|verify  DKIM keys, signing and verification\n"
+	      "  dmarc check              evaluate DMARC for a From domain\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -64,6 +66,28 @@ static void config_usage(FILE *out)
 	      "example  prints a configuration file with every key, its default and\n"
 	      "         what it does.\n",
 	      out);
+}
+
+/* Commands that may run without a configuration file (see cli.h). */
+struct tool {
+	const char *name;
+	int (*run)(const char *, int, int, char **);
+	void (*usage)(FILE *);
+};
+
+static const struct tool tools[] = {
+	{ "spf", cli_spf, cli_spf_usage },
+	{ "dns", cli_dns, cli_dns_usage },
+	{ "dkim", cli_dkim, cli_dkim_usage },
+	{ "dmarc", cli_dmarc, cli_dmarc_usage },
+};
+
+static const struct tool *find_tool(const char *name)
+{
+	for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+		if (!strcmp(tools[i].name, name))
+			return &tools[i];
+	return NULL;
 }
 
 static int wants_help(int argc, char **argv)
@@ -107,6 +131,7 @@ int main(int argc, char **argv)
 	const char *config = getenv("POSTERN_CONFIG");
 	char **args = calloc((size_t)argc + 1, sizeof *args);
 	int n = 0, rc, config_explicit = config && *config;
+	const struct tool *tool;
 
 	if (!config || !*config)
 		config = DEFAULT_CONFIG;
@@ -157,16 +182,15 @@ int main(int argc, char **argv)
 			config_usage(stderr);
 			rc = 2;
 		}
-	} else if (!strcmp(args[0], "spf") || !strcmp(args[0], "dns")) {
-		int spf = !strcmp(args[0], "spf");
+	} else if ((tool = find_tool(args[0]))) {
 		if (n == 1) {
-			(spf ? cli_spf_usage : cli_dns_usage)(stderr);
+			tool->usage(stderr);
 			rc = 2;
 		} else if (!strcmp(args[1], "--help") || !strcmp(args[1], "-h")) {
-			(spf ? cli_spf_usage : cli_dns_usage)(stdout);
+			tool->usage(stdout);
 			rc = 0;
 		} else {
-			rc = (spf ? cli_spf : cli_dns)(config, config_explicit, n - 1, args + 1);
+			rc = tool->run(config, config_explicit, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "user") || !strcmp(args[0], "alias")) {
 		int is_user = !strcmp(args[0], "user");
