@@ -53,6 +53,8 @@ static const struct key keys[] = {
 	  "Root of the mailboxes: each one is the Maildir MAIL_DIR/DOMAIN/LOCALPART/. Empty: DATA_DIR/mail." },
 	{ "server", "domains", T_LIST, S(domains_raw), 0, NULL, NULL, 0, 0,
 	  "The domains we receive mail for, separated by commas or spaces. Required." },
+	{ "server", "authserv_id", T_STRING, S(authserv_id), 0, "", NULL, 0, 0,
+	  "The name in our Authentication-Results headers (RFC 8601). Empty: the hostname." },
 	{ "server", "log_level", T_ENUM, S(log_level), 0, "info", "error|warn|info|debug", 0, 0,
 	  "How much to log: error, warn, info or debug." },
 	{ "server", "recipient_delimiter", T_STRING, S(recipient_delimiter), 0, "+", NULL, 0, 0,
@@ -70,6 +72,8 @@ static const struct key keys[] = {
 	  "Longest line accepted inside a message, CRLF included (RFC 5321 asks for at least 1000)." },
 	{ "smtp", "max_message_size", T_SIZE, NUMERIC_RAW, S(max_message_size), "50M", NULL, 1024, 4294967295ULL,
 	  "Largest message accepted; advertised with SIZE (RFC 1870)." },
+	{ "smtp", "max_header_size", T_SIZE, NUMERIC_RAW, S(max_header_size), "1M", NULL, 1024, 67108864,
+	  "Largest header block accepted; a message with more gets 552 5.3.4." },
 	{ "smtp", "max_recipients", T_UINT, NUMERIC_RAW, S(max_recipients), "100", NULL, 1, 100000,
 	  "Recipients per message; more get 452 4.5.3 (RFC 5321 section 4.5.3.1.8)." },
 	{ "smtp", "max_connections", T_UINT, NUMERIC_RAW, S(max_connections), "1000", NULL, 1, 1000000,
@@ -434,6 +438,10 @@ static void cross_check(struct loader *ld)
 		problem(ld, ld->line[key_index("server", "hostname")],
 			"hostname = %s is not a host name; write a fully qualified name like mail.example.org",
 			c->hostname);
+	}
+	if (!*c->authserv_id) {
+		free(c->authserv_id);
+		c->authserv_id = xstrdup(c->hostname);
 	}
 	if (!*c->mail_dir) {
 		free(c->mail_dir);

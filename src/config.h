@@ -33,6 +33,7 @@ struct config {
 	char **domains; /* lower-cased */
 	size_t ndomains;
 	char *log_level;
+	char *authserv_id;
 	char *recipient_delimiter;
 	uint64_t workers;
 	uint64_t shutdown_timeout_ms;
@@ -44,6 +45,7 @@ struct config {
 	uint64_t max_command_line;
 	uint64_t max_data_line;
 	uint64_t max_message_size;
+	uint64_t max_header_size;
 	uint64_t max_recipients;
 	uint64_t max_connections;
 	uint64_t max_connections_per_client;

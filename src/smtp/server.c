@@ -46,9 +46,11 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "auth/authres.h"
 #include "auth/spf.h"
 #include "deliver/maildir.h"
 #include "dns/dns.h"
+#include "lib/header.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/worker.h"
@@ -113,7 +115,7 @@ struct session {
 	 * waits for them if it comes first. */
 	struct spf_job *spf_helo_job, *spf_mail_job;
 	char *spf_helo_hdr, *spf_mail_hdr;
-	enum spf_result spf_mail_result;
+	enum spf_result spf_mail_result, spf_helo_result;
 	char *spf_explanation;
 	int wait_spf;
 };
@@ -353,6 +355,7 @@ static void spf_helo_done(void *arg, struct spf_eval *e)
 	s->spf_helo_job = NULL;
 	free(s->spf_helo_hdr);
 	s->spf_helo_hdr = spf_received_header(e);
+	s->spf_helo_result = e->result;
 	log_spf(s, "helo", e);
 	spf_maybe_resume(s);
 }
@@ -573,7 +576,7 @@ static void start_body(struct session *s, int dot_mode)
 {
 	const struct config *c = s->rt->cfg;
 	data_init(&s->dec, dot_mode, c->bare_lf == BARE_LF_NORMALISE, c->max_data_line, c->max_message_size);
-	s->spool = spool_new(s->srv->spool_dir);
+	s->spool = spool_new(s->srv->spool_dir, c->max_header_size);
 	if (!s->decode_buf)
 		s->decode_buf = xmalloc(2 * DATA_CHUNK + 2);
 }
@@ -879,43 +882,45 @@ static void header_safe(char *out, size_t n, const char *in)
 	out[o] = '\0';
 }
 
-/* "Name: value\n" folded at spaces so no line passes 78 columns (RFC 5322
- * section 2.2.3); continuation lines start with a tab. */
-static char *header_fold(const char *name, const char *value)
+/* The Authentication-Results field for this message (RFC 8601): one
+ * result per method we ran. */
+static char *build_authres(struct session *s)
 {
-	size_t cap = strlen(name) + strlen(value) * 2 + 8, o = 0, col;
-	char *out = xmalloc(cap);
-	const char *p = value;
+	const struct config *c = s->rt->cfg;
+	struct authres *a = authres_new(c->authserv_id);
+	char *field;
 
-	o += (size_t)snprintf(out, cap, "%s:", name);
-	col = o;
-	while (*p) {
-		const char *sp = strchr(p, ' ');
-		size_t wl = sp ? (size_t)(sp - p) : strlen(p);
-		if (col + 1 + wl > 78 && col > 1) {
-			memcpy(out + o, "\n\t", 2);
-			o += 2;
-			col = 8;
-		} else {
-			out[o++] = ' ';
-			col++;
-		}
-		memcpy(out + o, p, wl);
-		o += wl;
-		col += wl;
-		p += wl;
-		while (*p == ' ')
-			p++;
+	if (s->spf_mail_hdr) {
+		authres_add(a, "spf", spf_result_name(s->spf_mail_result), NULL);
+		if (*s->mail_from)
+			authres_prop(a, "smtp.mailfrom", s->mail_from);
+		else
+			authres_prop(a, "smtp.helo", s->helo ? s->helo : "");
 	}
-	out[o++] = '\n';
-	out[o] = '\0';
-	return out;
+	if (s->spf_helo_hdr && *s->mail_from) {
+		authres_add(a, "spf", spf_result_name(s->spf_helo_result), NULL);
+		authres_prop(a, "smtp.helo", s->helo ? s->helo : "");
+	}
+	if (!s->spf_mail_hdr && !s->spf_helo_hdr)
+		authres_none(a);
+	field = authres_field(a);
+	authres_free(a);
+	return field;
 }
 
-static char *build_head(struct session *s, const char *qid)
+/*
+ * What goes before the body in the Maildir file: our trace fields
+ * (Return-Path, Authentication-Results, Received-SPF, Received), then the
+ * message's own header block without any Authentication-Results field that
+ * claims our authserv-id (RFC 8601 section 5). Sets *len.
+ */
+static char *build_head(struct session *s, const char *qid, size_t *len)
 {
 	const struct config *c = s->rt->cfg;
 	char helo[MAX_HELO + 1], date[64], tlsc[200] = "", forc[600] = "";
+	char *spf_helo, *spf_mail, *authres, *ours, *block, *head;
+	size_t block_len, ours_len;
+	int removed;
 	const char *proto;
 
 	header_safe(helo, sizeof helo, s->helo ? s->helo : "unknown");
@@ -931,28 +936,37 @@ static char *build_head(struct session *s, const char *qid)
 			 s->tlsi.bits, s->tlsi.alg_bits);
 	if (s->nrcpts == 1)
 		snprintf(forc, sizeof forc, "\n\tfor <%s>", s->rcpts[0]);
-	{
-		char *spf_helo = s->spf_helo_hdr && *s->mail_from ? header_fold("Received-SPF", s->spf_helo_hdr) : NULL;
-		char *spf_mail = s->spf_mail_hdr ? header_fold("Received-SPF", s->spf_mail_hdr) : NULL;
-		char *head = xasprintf("Return-Path: <%s>\n"
-				       "%s%s"
-				       "Received: from %s (%s[%s%s])\n"
-				       "\tby %s (postern) with %s id %s%s%s;\n"
-				       "\t%s\n",
-				       s->mail_from, spf_helo ? spf_helo : "", spf_mail ? spf_mail : "", helo, "",
-				       s->family == AF_INET6 ? "IPv6:" : "", s->ip, c->hostname, proto, qid, tlsc, forc,
-				       date);
-		free(spf_helo);
-		free(spf_mail);
-		return head;
-	}
+	spf_helo = s->spf_helo_hdr && *s->mail_from ? header_fold("Received-SPF", s->spf_helo_hdr) : NULL;
+	spf_mail = s->spf_mail_hdr ? header_fold("Received-SPF", s->spf_mail_hdr) : NULL;
+	authres = build_authres(s);
+	ours = xasprintf("Return-Path: <%s>\n"
+			 "%s%s%s"
+			 "Received: from %s (%s[%s%s])\n"
+			 "\tby %s (postern) with %s id %s%s%s;\n"
+			 "\t%s\n",
+			 s->mail_from, authres, spf_helo ? spf_helo : "", spf_mail ? spf_mail : "", helo, "",
+			 s->family == AF_INET6 ? "IPv6:" : "", s->ip, c->hostname, proto, qid, tlsc, forc, date);
+	free(spf_helo);
+	free(spf_mail);
+	free(authres);
+	block = authres_strip(s->spool->head, s->spool->head_len, c->authserv_id, &block_len, &removed);
+	if (removed)
+		log_info(s->sid, "event=removed_forged_authres count=%d", removed);
+	ours_len = strlen(ours);
+	head = xmalloc(ours_len + block_len + 1);
+	memcpy(head, ours, ours_len);
+	memcpy(head + ours_len, block, block_len + 1);
+	free(ours);
+	free(block);
+	*len = ours_len + block_len;
+	return head;
 }
 
 static void end_of_data(struct session *s)
 {
 	const struct data_decoder *dec = &s->dec;
 
-	if (dec->errors || s->spool->failed) {
+	if (dec->errors || s->spool->failed || s->spool->head_too_big) {
 		const char *why;
 		if (dec->errors & DATA_ERR_SIZE)
 			reply(s, "552 5.3.4 Error: message file too big"), why = "too_big";
@@ -963,10 +977,11 @@ static void end_of_data(struct session *s)
 				why = "bare_line_ending";
 		else if (dec->errors & DATA_ERR_LINE)
 			reply(s, "554 5.6.0 Error: line too long in message data"), why = "line_too_long";
+		else if (s->spool->head_too_big)
+			reply(s, "552 5.3.4 Error: message header too big"), why = "header_too_big";
 		else
 			reply(s, "451 4.3.0 Error: local delivery failed, try again later"), why = "spool";
-		log_info(s->sid, "event=reject cmd=%s code=%s reason=%s size=%llu", s->bdat_used ? "BDAT" : "DATA",
-			 why[0] == 's' && why[1] == 'p' ? "451" : (dec->errors & DATA_ERR_SIZE ? "552" : "554"), why,
+		log_info(s->sid, "event=reject cmd=%s reason=%s size=%llu", s->bdat_used ? "BDAT" : "DATA", why,
 			 (unsigned long long)dec->out_len);
 		transaction_reset(s);
 		s->state = S_CMD;
@@ -1040,11 +1055,10 @@ static void finish_data(struct session *s, int resumed)
 	d->session_id = s->id;
 	d->srv = s->srv;
 	str_copy(d->qid, qid, sizeof d->qid);
-	d->head = build_head(s, qid);
-	d->head_len = strlen(d->head);
+	d->head = build_head(s, qid, &d->head_len);
 	d->spool = s->spool;
 	s->spool = NULL;
-	d->size = spool_size(d->spool) + d->head_len;
+	d->size = d->head_len + (size_t)d->spool->file_len + d->spool->len;
 	d->from = xstrdup(s->mail_from);
 	d->nrcpts = s->nrcpts;
 	d->paths = xcalloc(s->nmailboxes, sizeof *d->paths);

@@ -13,12 +13,42 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-struct spool *spool_new(const char *dir)
+struct spool *spool_new(const char *dir, size_t head_max)
 {
 	struct spool *sp = xcalloc(1, sizeof *sp);
 	sp->fd = -1;
 	sp->dir = dir;
+	sp->head_max = head_max;
+	sp->at_line_start = 1;
+	sp->head = xmalloc(1);
+	sp->head[0] = '\0';
 	return sp;
+}
+
+/* Takes the header-block part of data; returns how many bytes it took. */
+static size_t take_head(struct spool *sp, const char *data, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n && !sp->head_done; i++) {
+		if (data[i] == '\n' && sp->at_line_start)
+			sp->head_done = 1;
+		sp->at_line_start = data[i] == '\n';
+	}
+	if (sp->head_too_big || sp->head_len + i > sp->head_max) {
+		sp->head_too_big = 1;
+		return i;
+	}
+	if (sp->head_len + i + 1 > sp->head_cap) {
+		size_t cap = sp->head_cap ? sp->head_cap : 4096;
+		while (cap < sp->head_len + i + 1)
+			cap *= 2;
+		sp->head = xrealloc(sp->head, cap);
+		sp->head_cap = cap;
+	}
+	memcpy(sp->head + sp->head_len, data, i);
+	sp->head_len += i;
+	sp->head[sp->head_len] = '\0';
+	return i;
 }
 
 void spool_free(struct spool *sp)
@@ -27,6 +57,7 @@ void spool_free(struct spool *sp)
 		return;
 	if (sp->fd >= 0)
 		close(sp->fd);
+	free(sp->head);
 	free(sp->mem);
 	free(sp);
 }
@@ -58,6 +89,11 @@ static int spill(struct spool *sp)
 
 void spool_append(struct spool *sp, const char *data, size_t n)
 {
+	if (!sp->head_done) {
+		size_t took = take_head(sp, data, n);
+		data += took;
+		n -= took;
+	}
 	if (sp->failed || n == 0)
 		return;
 	if (sp->len + n > SPOOL_MEM_MAX && sp->len > 0) {
@@ -79,5 +115,5 @@ void spool_append(struct spool *sp, const char *data, size_t n)
 
 size_t spool_size(const struct spool *sp)
 {
-	return (size_t)sp->file_len + sp->len;
+	return sp->head_len + (size_t)sp->file_len + sp->len;
 }

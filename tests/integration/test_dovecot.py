@@ -1,6 +1,7 @@
 """
 Dovecot reads what postern delivers: a message sent with smtplib is fetched
-over IMAP byte for byte as sent, after postern's Return-Path and Received.
+over IMAP byte for byte as sent, after postern's Return-Path,
+Authentication-Results and Received.
 """
 import imaplib
 import smtplib
@@ -69,13 +70,14 @@ def test_dovecot_reads_delivered_message(postern, dovecot_factory):
     assert size == len(raw)
     # Dovecot serves the stored file with CRLF line ends
     assert raw == stored.data.replace(b"\n", b"\r\n")
-    assert raw.startswith(b"Return-Path: <sender@example.org>\r\nReceived: ")
-    # and after our two headers, exactly what the client sent
+    assert raw.startswith(b"Return-Path: <sender@example.org>\r\nAuthentication-Results: mx.example.test;")
+    # and after our trace headers, exactly what the client sent
     assert raw.endswith(MESSAGE)
     head_len = len(raw) - len(MESSAGE)
     prepended = raw[:head_len].decode()
     assert prepended.count("\r\nReceived: ") == 1 and "by mx.example.test" in prepended, prepended
     assert "Return-Path" not in prepended[1:], prepended
+    assert prepended.count("Authentication-Results: ") == 1, prepended
 
 
 def test_dovecot_sees_new_mail_while_running(postern, dovecot_factory):

@@ -373,7 +373,7 @@ def test_received_and_return_path_plain(postern):
     with postern.session() as c:
         assert is_queued(c.mail_transaction(SENDER, ["demo@example.test"], make_message("plain")))
     m = only_message(postern, "demo@example.test")
-    assert m.data.startswith(b"Return-Path: <%s>\nReceived: " % SENDER.encode())
+    assert m.data.startswith(b"Return-Path: <%s>\nAuthentication-Results: mx.example.test; none\nReceived: " % SENDER.encode())
     assert m.return_path == SENDER
     r = m.received
     assert "client.example.org" in r and "127.0.0.1" in r, r

@@ -2,9 +2,11 @@
 mailfile: reading what postern stored, and building what tests send.
 
 docs/smtp.md: a stored message uses LF line endings and begins with
-`Return-Path: <sender>` and postern's `Received:` header (which may be folded
-over several lines), followed by the message exactly as the client sent it.
-With SPF on, Received-SPF fields may stand between the two (RFC 7208 9.1).
+`Return-Path: <sender>`, then exactly one `Authentication-Results:` of ours
+(RFC 8601), then any `Received-SPF:` fields (RFC 7208 9.1), then postern's
+`Received:` header (each may be folded over several lines), followed by the
+message as the client sent it, less any Authentication-Results field that
+claimed our authserv-id.
 split_stored() takes such a file apart and fails loudly if its shape is wrong,
 so every delivery test also checks the prepended headers.
 """
@@ -20,15 +22,26 @@ class StoredMessage:
             raise AssertionError("%s: first line is not Return-Path: <...>: %r" % (path, data[:200]))
         self.return_path = lines[0][len(b"Return-Path: <"):-1].decode("utf-8", "replace")
         i = 1
-        # Received-SPF (RFC 7208 9.1) may stand above our Received header
-        self.received_spf = []
-        while i < len(lines) and lines[i].startswith(b"Received-SPF: "):
-            field = [lines[i]]
-            i += 1
-            while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-                field.append(lines[i])
+
+        def take(prefix):
+            nonlocal i
+            out = []
+            while i < len(lines) and lines[i].startswith(prefix):
+                field = [lines[i]]
                 i += 1
-            self.received_spf.append(b"\n".join(field))
+                while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+                    field.append(lines[i])
+                    i += 1
+                out.append(b"\n".join(field))
+            return out
+
+        authres = take(b"Authentication-Results: ")
+        if len(authres) != 1:
+            raise AssertionError("%s: expected one Authentication-Results of ours after Return-Path: %r"
+                                 % (path, data[:400]))
+        # unfolded, single spaces, without the field name
+        self.authres = re.sub(r"\s+", " ", authres[0].decode("utf-8", "replace"))[len("Authentication-Results: "):]
+        self.received_spf = take(b"Received-SPF: ")
         if i >= len(lines) or not lines[i].startswith(b"Received: "):
             raise AssertionError("%s: Return-Path is not followed by our Received header: %r" % (path, data[:300]))
         received = [lines[i]]
