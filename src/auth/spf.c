@@ -210,22 +210,8 @@ void spf_answer(struct spf_eval *e, size_t i, enum dns_status status, const stru
 	dns_answer_clear(&l->answer);
 	l->answered = 1;
 	l->status = status;
-	if (answer && status == DNS_ANSWER) {
-		l->answer.rcode = answer->rcode;
-		l->answer.nrrs = answer->nrrs;
-		l->answer.rrs = xcalloc(answer->nrrs, sizeof *l->answer.rrs);
-		for (size_t k = 0; k < answer->nrrs; k++) {
-			const struct dns_rr *src = &answer->rrs[k];
-			struct dns_rr *dst = &l->answer.rrs[k];
-			*dst = *src;
-			dst->name = src->name ? xstrdup(src->name) : NULL;
-			if (src->data) {
-				dst->data = xmalloc(src->len + 1);
-				memcpy(dst->data, src->data, src->len);
-				dst->data[src->len] = '\0';
-			}
-		}
-	}
+	if (answer && status == DNS_ANSWER)
+		dns_answer_copy(&l->answer, answer);
 }
 
 static int dns_failed(const struct spf_lookup *l)
@@ -867,9 +853,9 @@ static int is_spf_record(const char *s, size_t len)
 	return len >= 6 && !strncasecmp(s, "v=spf1", 6) && (len == 6 || s[6] == ' ');
 }
 
-int spf_record_check(const char *text, char *why, size_t whysize)
+/* The checks that come before parsing: the version and the characters. */
+static int spf_record_syntax(const char *text, char *why, size_t whysize)
 {
-	struct record rec;
 	if (!is_spf_record(text, strlen(text))) {
 		snprintf(why, whysize, "not an SPF record (must start with v=spf1)");
 		return -1;
@@ -880,10 +866,61 @@ int spf_record_check(const char *text, char *why, size_t whysize)
 			return -1;
 		}
 	}
-	if (parse_record(text, &rec, why, whysize) < 0)
+	return 0;
+}
+
+int spf_record_check(const char *text, char *why, size_t whysize)
+{
+	struct record rec;
+	if (spf_record_syntax(text, why, whysize) < 0 || parse_record(text, &rec, why, whysize) < 0)
 		return -1;
 	record_free(&rec);
 	return 0;
+}
+
+/*
+ * Parsed records are kept in a small direct-mapped cache keyed by the
+ * record's text: the same include chains (a large provider's netblocks)
+ * come back in evaluation after evaluation. Entries are immutable once
+ * made; a colliding record replaces the old entry. Not thread-safe: SPF
+ * is evaluated on one thread (the event loop's).
+ */
+#define RECORD_CACHE 256
+
+struct parsed {
+	char *text;
+	uint64_t hash;
+	int ok;
+	char why[200];
+	struct record rec;
+};
+
+static struct parsed record_cache[RECORD_CACHE];
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static const struct parsed *record_get(const char *text)
+{
+	uint64_t h = fnv1a(text);
+	struct parsed *p = &record_cache[h % RECORD_CACHE];
+
+	if (p->text && p->hash == h && !strcmp(p->text, text))
+		return p;
+	free(p->text);
+	if (p->ok)
+		record_free(&p->rec);
+	memset(p, 0, sizeof *p);
+	p->text = xstrdup(text);
+	p->hash = h;
+	p->ok = spf_record_syntax(text, p->why, sizeof p->why) == 0 &&
+		parse_record(text, &p->rec, p->why, sizeof p->why) == 0;
+	return p;
 }
 
 /* ---- evaluation --------------------------------------------------------- */
@@ -1229,8 +1266,7 @@ static int fetch_record(struct run *r, const char *domain, const char **text)
 static int check_host(struct run *r, const char *domain, char **explanation)
 {
 	const char *text = NULL;
-	struct record rec;
-	char why[256];
+	const struct parsed *rec;
 	int rc;
 
 	if (++r->depth > 2 * SPF_MAX_DNS_TERMS + 2) {
@@ -1248,13 +1284,13 @@ static int check_host(struct run *r, const char *domain, char **explanation)
 		r->depth--;
 		return rc;
 	}
-	if (spf_record_check(text, why, sizeof why) < 0 || parse_record(text, &rec, why, sizeof why) < 0) {
-		set_problem(r, "SPF record of %s: %s", domain, why);
+	rec = record_get(text);
+	if (!rec->ok) {
+		set_problem(r, "SPF record of %s: %s", domain, rec->why);
 		r->depth--;
 		return SPF_PERMERROR;
 	}
-	rc = eval_record(r, domain, &rec, explanation);
-	record_free(&rec);
+	rc = eval_record(r, domain, &rec->rec, explanation);
 	r->depth--;
 	return rc;
 }
@@ -1464,10 +1500,32 @@ static void job_finish(evutil_socket_t fd, short what, void *arg)
 	job_free(job);
 }
 
+/* Answers every open question our DNS cache can; returns how many. */
+static size_t answer_from_cache(struct spf_job *job)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < job->e->nlookups; i++) {
+		struct spf_lookup *l = job->e->lookups[i];
+		struct dns_result res;
+		if (l->answered || (i < job->nqids && job->qids[i]))
+			continue;
+		if (dns_cached(job->dns, l->name, l->type, &res)) {
+			spf_answer(job->e, i, res.status, res.answer);
+			n++;
+		}
+	}
+	return n;
+}
+
 static void job_step(struct spf_job *job)
 {
 	struct timeval zero = { 0, 0 };
-	if (spf_run(job->e) == SPF_RUN_DONE) {
+	enum spf_run_status st;
+
+	/* Replay while the cache alone can answer; go to DNS only for the rest. */
+	while ((st = spf_run(job->e)) == SPF_RUN_NEED_DNS && answer_from_cache(job) > 0)
+		;
+	if (st == SPF_RUN_DONE) {
 		/* Through the loop, so the callback never runs inside the caller. */
 		evtimer_add(job->later, &zero);
 		return;

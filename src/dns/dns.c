@@ -41,8 +41,31 @@ struct dns_query {
 	struct dns_query *next, *prev;
 };
 
+/* Our answer cache: parsed answers by (type, name) until their TTL (or, for
+ * NXDOMAIN and NODATA, their negative TTL) runs out. libunbound has a cache
+ * of its own; this one saves the trip through it (and the re-parse) for the
+ * hot lookups of SPF, DKIM and DMARC, and lets the SPF driver take answers
+ * synchronously. Bounded: past max entries the oldest goes first. */
+#define CACHE_BUCKETS 4096
+#define CACHE_MAX_TTL 86400
+
+struct cache_entry {
+	char *name;
+	uint16_t type;
+	enum dns_status status;
+	int secure;
+	struct dns_answer answer;
+	uint64_t expires; /* monotonic ms */
+	struct cache_entry *bnext;        /* bucket chain */
+	struct cache_entry *older, *newer; /* insertion order */
+};
+
 struct dns {
 	struct event_base *base;
+	struct cache_entry *buckets[CACHE_BUCKETS];
+	struct cache_entry *oldest, *newest;
+	size_t cached, cache_max;
+	uint64_t hits, misses;
 	struct ub_ctx *ub;
 	uint64_t timeout_ms;
 	unsigned max_inflight;
@@ -54,6 +77,96 @@ struct dns {
 	struct dns_query *queries;
 	size_t npending;
 };
+
+static uint32_t cache_hash(const char *name, uint16_t type)
+{
+	uint32_t h = 2166136261u ^ type;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)(*name | 0x20)) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+static void cache_drop(struct dns *d, struct cache_entry *e)
+{
+	struct cache_entry **p = &d->buckets[cache_hash(e->name, e->type)];
+	while (*p != e)
+		p = &(*p)->bnext;
+	*p = e->bnext;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		d->oldest = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		d->newest = e->older;
+	d->cached--;
+	dns_answer_clear(&e->answer);
+	free(e->name);
+	free(e);
+}
+
+static struct cache_entry *cache_find(struct dns *d, const char *name, uint16_t type)
+{
+	struct cache_entry *e = d->buckets[cache_hash(name, type)];
+	for (; e; e = e->bnext) {
+		if (e->type == type && dns_name_eq(e->name, name)) {
+			if (e->expires <= now_ms()) {
+				cache_drop(d, e);
+				return NULL;
+			}
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void cache_put(struct dns *d, const char *name, uint16_t type, enum dns_status status, int secure,
+		      const struct dns_answer *a)
+{
+	uint32_t ttl = status == DNS_ANSWER ? a->ttl : a->neg_ttl;
+	struct cache_entry *e;
+
+	if (ttl == 0 || d->cache_max == 0 || !(status == DNS_ANSWER || status == DNS_NXDOMAIN || status == DNS_NODATA))
+		return;
+	if (ttl > CACHE_MAX_TTL)
+		ttl = CACHE_MAX_TTL;
+	if ((e = cache_find(d, name, type)))
+		cache_drop(d, e);
+	while (d->cached >= d->cache_max)
+		cache_drop(d, d->oldest);
+	e = xcalloc(1, sizeof *e);
+	e->name = xstrdup(name);
+	e->type = type;
+	e->status = status;
+	e->secure = secure;
+	dns_answer_copy(&e->answer, a);
+	e->expires = now_ms() + (uint64_t)ttl * 1000;
+	e->bnext = d->buckets[cache_hash(name, type)];
+	d->buckets[cache_hash(name, type)] = e;
+	e->older = d->newest;
+	if (d->newest)
+		d->newest->newer = e;
+	else
+		d->oldest = e;
+	d->newest = e;
+	d->cached++;
+}
+
+int dns_cached(struct dns *d, const char *name, uint16_t type, struct dns_result *out)
+{
+	struct cache_entry *e = cache_find(d, name, type);
+	if (!e) {
+		d->misses++;
+		return 0;
+	}
+	d->hits++;
+	out->status = e->status;
+	out->secure = e->secure;
+	out->answer = &e->answer;
+	out->why = NULL;
+	return 1;
+}
 
 static void unlink_query(struct dns *d, struct dns_query *q)
 {
@@ -143,6 +256,7 @@ static void on_answer(void *arg, int err, void *pkt, int len, int sec, char *why
 		q->status = q->answer.nrrs ? DNS_ANSWER : DNS_NODATA;
 	}
 	q->secure = sec == 2;
+	cache_put(q->dns, q->name, q->type, q->status, q->secure, &q->answer);
 	evtimer_del(q->timer);
 	schedule_finish(q);
 }
@@ -222,6 +336,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, char
 	d->base = base;
 	d->timeout_ms = opt->timeout_ms ? opt->timeout_ms : 5000;
 	d->max_inflight = opt->max_inflight ? opt->max_inflight : 256;
+	d->cache_max = opt->cache_entries ? opt->cache_entries : 10000;
 	d->ub = ub_ctx_create_event(base);
 	if (!d->ub) {
 		snprintf(err, errsize, "cannot create the resolver");
@@ -276,6 +391,18 @@ uint64_t dns_query(struct dns *d, const char *name, uint16_t type, dns_cb cb, vo
 		d->queries->prev = q;
 	d->queries = q;
 	d->npending++;
+	{
+		struct cache_entry *e = cache_find(d, name, type);
+		if (e) {
+			/* Answered from our cache, still through the loop. */
+			d->hits++;
+			q->status = e->status;
+			q->secure = e->secure;
+			dns_answer_copy(&q->answer, &e->answer);
+			schedule_finish(q);
+			return q->id;
+		}
+	}
 	if (d->inflight < d->max_inflight)
 		start(q);
 	return q->id;
@@ -321,6 +448,8 @@ void dns_free(struct dns *d)
 		unlink_query(d, q);
 		query_free(q);
 	}
+	while (d->oldest)
+		cache_drop(d, d->oldest);
 	ub_ctx_delete(d->ub);
 	free(d);
 }

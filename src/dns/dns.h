@@ -44,6 +44,7 @@ struct dns_options {
 	uint64_t timeout_ms;      /* per query */
 	const char *trust_anchor; /* root key file; "" disables validation */
 	unsigned max_inflight;
+	size_t cache_entries; /* our answer cache; 0 means the default (10000) */
 };
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
@@ -53,6 +54,9 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, char
 /* Starts a lookup; cb runs later with the result (valid only during the
  * call). Returns a query id for dns_cancel(). */
 uint64_t dns_query(struct dns *d, const char *name, uint16_t type, dns_cb cb, void *arg);
+/* Looks (name, type) up in our answer cache only. Returns 1 and fills out
+ * (out->answer stays valid until the next call into this module), or 0. */
+int dns_cached(struct dns *d, const char *name, uint16_t type, struct dns_result *out);
 /* After this, the query's callback never runs. Returns the query's arg
  * (for the caller to free), or NULL for an unknown id. */
 void *dns_cancel(struct dns *d, uint64_t id);

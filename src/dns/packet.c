@@ -179,6 +179,24 @@ void dns_answer_clear(struct dns_answer *a)
 	memset(a, 0, sizeof *a);
 }
 
+void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
+{
+	*dst = *src;
+	dst->canon = src->canon ? xstrdup(src->canon) : NULL;
+	dst->rrs = src->nrrs ? xcalloc(src->nrrs, sizeof *dst->rrs) : NULL;
+	for (size_t k = 0; k < src->nrrs; k++) {
+		const struct dns_rr *s = &src->rrs[k];
+		struct dns_rr *d = &dst->rrs[k];
+		*d = *s;
+		d->name = s->name ? xstrdup(s->name) : NULL;
+		if (s->data) {
+			d->data = xmalloc(s->len + 1);
+			memcpy(d->data, s->data, s->len);
+			d->data[s->len] = '\0';
+		}
+	}
+}
+
 int dns_packet_parse(const unsigned char *pkt, size_t len, const char *qname, uint16_t qtype,
 		     struct dns_answer *out)
 {

@@ -54,6 +54,8 @@ struct dns_answer {
 int dns_packet_parse(const unsigned char *pkt, size_t len, const char *qname, uint16_t qtype,
 		     struct dns_answer *out);
 void dns_answer_clear(struct dns_answer *a);
+/* Deep copy of src into dst (which is overwritten, not freed). */
+void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src);
 
 /* Reads a possibly compressed name at *off into out (DNS_MAX_NAME + 1
  * bytes, presentation form without the final dot, lower-cased; "" for the
