@@ -188,7 +188,9 @@ enum path_status cmd_parse_path(const char *s, int allow_null, int utf8, char *o
 		return PATH_SYNTAX;
 	s++;
 	/* Find the closing '>' outside a quoted string. */
-	for (end = s; *end && *end != '>'; end++) {
+	for (end = s; *end; end++) {
+		if (*end == '>' && !quoted)
+			break;
 		if (*end == '"')
 			quoted = !quoted;
 		else if (*end == '\\' && quoted && end[1])

@@ -43,6 +43,10 @@ TEST(cmd_paths_valid)
 	CHECK_INT(path("<joe@[192.0.2.1]>", 0, 0, out), PATH_OK);
 	CHECK_INT(path("<joe@[IPv6:2001:db8::1]>", 0, 0, out), PATH_OK);
 	CHECK_INT(path("<user%other.test@example.test>", 0, 0, out), PATH_OK);
+	/* A '>' inside a quoted local part does not end the path (found by
+	 * fuzzing: the canonical form must parse back to itself). */
+	CHECK_INT(path("<\"a>b\"@example.org>", 0, 0, out), PATH_OK);
+	CHECK_STR(out, "\"a>b\"@example.org");
 }
 
 TEST(cmd_paths_invalid)
