@@ -182,6 +182,16 @@ int store_alias_list(struct store *st, store_alias_cb cb, void *arg)
 	return ops_of(st)->alias_list(st, cb, arg);
 }
 
+int store_verdict_add(struct store *st, const struct store_verdict *v)
+{
+	return ops_of(st)->verdict_add(st, v);
+}
+
+int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg)
+{
+	return ops_of(st)->verdict_list(st, since, cb, arg);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

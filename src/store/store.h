@@ -17,6 +17,7 @@
 #define POSTERN_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum store_rc {
 	STORE_OK = 0,
@@ -68,6 +69,31 @@ int store_alias_list(struct store *st, store_alias_cb cb, void *arg);
 int store_resolve(struct store *st, const char *address, const char *delim, char ***out, size_t *n);
 void store_strv_free(char **v, size_t n);
 
+/*
+ * Authentication verdicts: one row per message received, with what SPF,
+ * DKIM and DMARC said, kept for the DMARC aggregate reports we will send
+ * and for `postern deliverability`. Strings may be NULL.
+ */
+struct store_verdict {
+	int64_t received; /* Unix time */
+	const char *source_ip;
+	const char *helo;
+	const char *envelope_from;
+	const char *header_from; /* the From domain DMARC evaluated */
+	const char *spf_domain;
+	const char *spf_result;
+	const char *dkim;        /* "d=example.org s=sel a=rsa-sha256 pass; ..." */
+	const char *dmarc_result;
+	const char *dmarc_policy; /* p/sp/np value that applied */
+	const char *disposition;  /* none, quarantine, reject */
+	const char *policy_published; /* the DMARC record text */
+	const char *reason;
+};
+int store_verdict_add(struct store *st, const struct store_verdict *v);
+/* Visits verdicts received at or after since, oldest first. */
+typedef int (*store_verdict_cb)(void *arg, const struct store_verdict *v);
+int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -81,6 +107,8 @@ struct store_ops {
 	int (*alias_del)(struct store *, const char *, const char *);
 	int (*alias_targets)(struct store *, const char *, store_alias_cb, void *);
 	int (*alias_list)(struct store *, store_alias_cb, void *);
+	int (*verdict_add)(struct store *, const struct store_verdict *);
+	int (*verdict_list)(struct store *, int64_t, store_verdict_cb, void *);
 	void (*close)(struct store *);
 };
 

@@ -52,6 +52,8 @@ enum stmt_id {
 	ST_ALIAS_DEL_ALL,
 	ST_ALIAS_TARGETS,
 	ST_ALIAS_LIST,
+	ST_VERDICT_ADD,
+	ST_VERDICT_LIST,
 	ST_COUNT
 };
 
@@ -68,6 +70,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ALIAS_DEL_ALL] = "DELETE FROM alias WHERE source = ?1",
 	[ST_ALIAS_TARGETS] = "SELECT source, target FROM alias WHERE source = ?1 ORDER BY target",
 	[ST_ALIAS_LIST] = "SELECT source, target FROM alias ORDER BY source, target",
+	[ST_VERDICT_ADD] = "INSERT INTO auth_verdict(received, source_ip, helo, envelope_from, header_from, "
+			   "spf_domain, spf_result, dkim, dmarc_result, dmarc_policy, disposition, "
+			   "policy_published, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[ST_VERDICT_LIST] = "SELECT received, source_ip, helo, envelope_from, header_from, spf_domain, spf_result, "
+			    "dkim, dmarc_result, dmarc_policy, disposition, policy_published, reason "
+			    "FROM auth_verdict WHERE received >= ?1 ORDER BY received, id",
 };
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -83,6 +91,17 @@ static const char *const migrations[] = {
 	"  target TEXT NOT NULL,"
 	"  PRIMARY KEY (source, target)"
 	");",
+	/* v2: what SPF, DKIM and DMARC said of each message received */
+	"CREATE TABLE IF NOT EXISTS auth_verdict ("
+	"  id INTEGER PRIMARY KEY,"
+	"  received INTEGER NOT NULL,"
+	"  source_ip TEXT NOT NULL,"
+	"  helo TEXT, envelope_from TEXT, header_from TEXT,"
+	"  spf_domain TEXT, spf_result TEXT, dkim TEXT,"
+	"  dmarc_result TEXT, dmarc_policy TEXT, disposition TEXT,"
+	"  policy_published TEXT, reason TEXT"
+	");"
+	"CREATE INDEX IF NOT EXISTS auth_verdict_received ON auth_verdict(received);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -306,6 +325,70 @@ static int sq_alias_list(struct store *st, store_alias_cb cb, void *arg)
 	return alias_rows(st, s, cb, arg, "alias_list");
 }
 
+static int sq_verdict_add(struct store *st, const struct store_verdict *v)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_VERDICT_ADD);
+	const char *text[] = { v->source_ip ? v->source_ip : "", v->helo, v->envelope_from, v->header_from,
+			       v->spf_domain, v->spf_result, v->dkim, v->dmarc_result, v->dmarc_policy,
+			       v->disposition, v->policy_published, v->reason };
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)v->received) != SQLITE_OK) {
+		db_error(st, "verdict_add");
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(text); i++) {
+		if (bind_text(st, s, (int)i + 2, text[i]) < 0) {
+			stmt_done(s);
+			return STORE_ERROR;
+		}
+	}
+	rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+	if (rc != STORE_OK)
+		db_error(st, "verdict_add");
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_VERDICT_LIST);
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_verdict v = {
+			.received = sqlite3_column_int64(s, 0),
+			.source_ip = (const char *)sqlite3_column_text(s, 1),
+			.helo = (const char *)sqlite3_column_text(s, 2),
+			.envelope_from = (const char *)sqlite3_column_text(s, 3),
+			.header_from = (const char *)sqlite3_column_text(s, 4),
+			.spf_domain = (const char *)sqlite3_column_text(s, 5),
+			.spf_result = (const char *)sqlite3_column_text(s, 6),
+			.dkim = (const char *)sqlite3_column_text(s, 7),
+			.dmarc_result = (const char *)sqlite3_column_text(s, 8),
+			.dmarc_policy = (const char *)sqlite3_column_text(s, 9),
+			.disposition = (const char *)sqlite3_column_text(s, 10),
+			.policy_published = (const char *)sqlite3_column_text(s, 11),
+			.reason = (const char *)sqlite3_column_text(s, 12),
+		};
+		if (cb(arg, &v))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_error(st, "verdict_list");
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	stmt_done(s);
+	return STORE_OK;
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -330,6 +413,8 @@ static const struct store_ops sqlite_ops = {
 	.alias_del = sq_alias_del,
 	.alias_targets = sq_alias_targets,
 	.alias_list = sq_alias_list,
+	.verdict_add = sq_verdict_add,
+	.verdict_list = sq_verdict_list,
 	.close = sq_close,
 };
 
@@ -368,7 +453,7 @@ static int schema_version(struct store *st, int *version, char *err, size_t errs
 /* Brings the schema up to SCHEMA_VERSION, one transaction per step. */
 static int migrate(struct store *st, char *err, size_t errsize)
 {
-	int version;
+	int version, fresh = -1;
 
 	if (exec_sql(st, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err, errsize) < 0)
 		return -1;
@@ -378,6 +463,8 @@ static int migrate(struct store *st, char *err, size_t errsize)
 			return -1;
 		if (schema_version(st, &version, err, errsize) < 0)
 			goto fail;
+		if (fresh < 0)
+			fresh = version == 0; /* a new database: nothing to announce */
 		if (version < 0 || version > SCHEMA_VERSION) {
 			snprintf(err, errsize,
 				 "%s has schema version %d, but this postern knows only up to %d; "
@@ -393,7 +480,7 @@ static int migrate(struct store *st, char *err, size_t errsize)
 			 version + 1);
 		if (exec_sql(st, sql, err, errsize) < 0 || exec_sql(st, "COMMIT", err, errsize) < 0)
 			goto fail;
-		if (version > 0)
+		if (!fresh)
 			log_info(NULL, "store=sqlite path=%s schema_version=%d migrated=yes", st->path, version + 1);
 	}
 fail:
@@ -446,7 +533,11 @@ struct store *store_sqlite_open(const char *data_dir, char *err, size_t errsize)
 		snprintf(err, errsize, "%s: cannot switch to WAL mode: %s", st->path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	if (exec_sql(st, "PRAGMA synchronous = FULL", err, errsize) < 0)
+	/* WAL with synchronous=NORMAL: a commit does not fsync (the daemon
+	 * writes a verdict per message on its event loop), and the database
+	 * can never be corrupted; a power cut may lose the last commits. Mail
+	 * itself never lives here. */
+	if (exec_sql(st, "PRAGMA synchronous = NORMAL", err, errsize) < 0)
 		goto fail;
 	if (migrate(st, err, errsize) < 0)
 		goto fail;

@@ -83,7 +83,7 @@ TEST(store_open_creates_private_wal_database)
 	      SQLITE_OK);
 	CHECK(sqlite3_step(s) == SQLITE_ROW);
 	CHECK_INT(sqlite3_column_int(s, 0), 1);
-	CHECK_INT(sqlite3_column_int(s, 1), 1);
+	CHECK_INT(sqlite3_column_int(s, 1), 2); /* v2: auth_verdict */
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	teardown(&f);
@@ -452,5 +452,35 @@ TEST(store_two_handles_share_state)
 	CHECK_INT(store_user_del(other, "a@example.test"), STORE_OK);
 	CHECK_INT(store_user_exists(f.st, "a@example.test"), STORE_NOTFOUND);
 	store_close(other);
+	teardown(&f);
+}
+
+static int count_verdict(void *arg, const struct store_verdict *v)
+{
+	int *n = arg;
+	if (v->header_from && !strcmp(v->header_from, "example.org") && !strcmp(v->disposition, "quarantine"))
+		(*n)++;
+	return 0;
+}
+
+TEST(store_verdicts)
+{
+	struct fixture f;
+	struct store_verdict v = {
+		.received = 1000, .source_ip = "192.0.2.1", .helo = "mx.example.org", .envelope_from = "a@example.org",
+		.header_from = "example.org", .spf_domain = "example.org", .spf_result = "fail",
+		.dkim = "d=example.org s=s1 a=rsa-sha256 fail", .dmarc_result = "fail", .dmarc_policy = "quarantine",
+		.disposition = "quarantine", .policy_published = "v=DMARC1; p=quarantine", .reason = NULL,
+	};
+	int n = 0;
+	setup(&f);
+	CHECK_INT(store_verdict_add(f.st, &v), STORE_OK);
+	v.received = 2000;
+	CHECK_INT(store_verdict_add(f.st, &v), STORE_OK);
+	CHECK_INT(store_verdict_list(f.st, 1500, count_verdict, &n), STORE_OK);
+	CHECK_INT(n, 1);
+	n = 0;
+	CHECK_INT(store_verdict_list(f.st, 0, count_verdict, &n), STORE_OK);
+	CHECK_INT(n, 2);
 	teardown(&f);
 }
