@@ -102,6 +102,16 @@ static const struct key keys[] = {
 	  "DNS queries in flight at once; more wait their turn." },
 	{ "dns", "trust_anchor", T_PATH, S(dns_trust_anchor), 0, "/usr/share/dns/root.key", NULL, 0, 0,
 	  "DNSSEC root trust anchor (Debian package dns-root-data). Empty: answers are not validated." },
+	{ "dkim", "verify", T_ENUM, S(dkim_verify), 0, "yes", "yes|no", 0, 0,
+	  "Verify the DKIM signatures of every message received (RFC 6376) and record them." },
+	{ "dkim", "max_signatures", T_UINT, NUMERIC_RAW, S(dkim_max_signatures), "10", NULL, 1, 100,
+	  "DKIM signatures verified per message, from the top; later ones are ignored." },
+	{ "dmarc", "enabled", T_ENUM, S(dmarc_enabled), 0, "yes", "yes|no", 0, 0,
+	  "Evaluate DMARC (RFC 7489) for every message received, and record the verdict." },
+	{ "dmarc", "apply_policy", T_ENUM, S(dmarc_apply_policy), 0, "yes", "yes|no", 0, 0,
+	  "Apply the sender's DMARC policy: reject gets 550 5.7.1, quarantine goes to the Junk folder. no: record only." },
+	{ "dmarc", "quarantine_folder", T_STRING, S(dmarc_quarantine_folder), 0, ".Junk", NULL, 0, 0,
+	  "The Maildir++ folder that quarantined mail goes to (Dovecot shows .Junk as Junk)." },
 	{ "spf", "enabled", T_ENUM, S(spf_enabled), 0, "yes", "yes|no", 0, 0,
 	  "Check SPF for every message and record the result in a Received-SPF header." },
 	{ "spf", "fail", T_ENUM, S(spf_on_fail), 0, "record", "record|reject", 0, 0,
@@ -215,7 +225,7 @@ static void unknown_key(struct loader *ld, const struct ini_entry *e)
 			}
 	}
 	if (!section_known && !best) {
-		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns] and [spf]",
+		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns], [spf], [dkim] and [dmarc]",
 			e->section);
 	} else if (best) {
 		problem(ld, e->line, "unknown key '%s' in [%s]; did you mean '%s' in [%s]?", e->key, e->section,
@@ -447,6 +457,11 @@ static void cross_check(struct loader *ld)
 		free(c->mail_dir);
 		c->mail_dir = xasprintf("%s/mail", c->data_dir);
 	}
+	if (c->dmarc_quarantine_folder[0] != '.' || strchr(c->dmarc_quarantine_folder, '/') ||
+	    strlen(c->dmarc_quarantine_folder) < 2)
+		problem(ld, ld->line[key_index("dmarc", "quarantine_folder")],
+			"quarantine_folder = %s is not a Maildir++ folder; write a name starting with a dot, e.g. .Junk",
+			c->dmarc_quarantine_folder);
 	if (strlen(c->recipient_delimiter) > 1)
 		problem(ld, ld->line[key_index("server", "recipient_delimiter")],
 			"recipient_delimiter must be one character (usually +) or empty");

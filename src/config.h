@@ -65,6 +65,11 @@ struct config {
 	uint64_t dns_max_queries;
 	char *dns_trust_anchor;
 
+	/* [dkim], [dmarc] */
+	char *dkim_verify;
+	uint64_t dkim_max_signatures;
+	char *dmarc_enabled, *dmarc_apply_policy, *dmarc_quarantine_folder;
+
 	/* [spf] */
 	char *spf_enabled;
 	char *spf_on_fail, *spf_on_softfail, *spf_on_permerror, *spf_on_temperror;

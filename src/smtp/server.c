@@ -47,6 +47,8 @@
 #include <openssl/err.h>
 
 #include "auth/authres.h"
+#include "auth/dkim.h"
+#include "auth/dmarc.h"
 #include "auth/spf.h"
 #include "deliver/maildir.h"
 #include "dns/dns.h"
@@ -117,7 +119,27 @@ struct session {
 	char *spf_helo_hdr, *spf_mail_hdr;
 	enum spf_result spf_mail_result, spf_helo_result;
 	char *spf_explanation;
-	int wait_spf;
+	char *spf_mail_domain; /* the domain SPF checked for MAIL FROM (DMARC's input) */
+
+	/* DKIM: the verifier reads the message as it streams in; key lookups
+	 * start as soon as the header block is complete. */
+	struct dkim_verifier *dkimv;
+	struct dkim_job *dkim_job;
+	int dkim_keys_done;
+
+	/* DMARC: evaluated once SPF and DKIM are in, at the end of data. */
+	struct dmarc_job *dmarc_job;
+	int dmarc_done;
+	enum dmarc_result dmarc_result;
+	enum dmarc_policy dmarc_disposition;
+	char *dmarc_from;    /* header.from */
+	char *dmarc_comment; /* "p=reject dis=none" */
+	char *dmarc_policy;  /* the policy that applied, by name */
+	char *dmarc_record;
+	char *dmarc_reason;
+
+	/* The end of data waits for the checks above (parked; the loop goes on). */
+	int wait_auth;
 };
 
 struct server {
@@ -223,8 +245,24 @@ static void transaction_reset(struct session *s)
 	s->spf_mail_hdr = NULL;
 	free(s->spf_explanation);
 	s->spf_explanation = NULL;
+	free(s->spf_mail_domain);
+	s->spf_mail_domain = NULL;
 	s->spf_mail_result = SPF_NONE;
-	s->wait_spf = 0;
+	dkim_job_cancel(s->dkim_job);
+	s->dkim_job = NULL;
+	dkim_verifier_free(s->dkimv);
+	s->dkimv = NULL;
+	s->dkim_keys_done = 0;
+	dmarc_job_cancel(s->dmarc_job);
+	s->dmarc_job = NULL;
+	s->dmarc_done = 0;
+	free(s->dmarc_from);
+	free(s->dmarc_comment);
+	free(s->dmarc_policy);
+	free(s->dmarc_record);
+	free(s->dmarc_reason);
+	s->dmarc_from = s->dmarc_comment = s->dmarc_policy = s->dmarc_record = s->dmarc_reason = NULL;
+	s->wait_auth = 0;
 	free(s->mail_from);
 	s->mail_from = NULL;
 	s->has_mail = 0;
@@ -330,14 +368,16 @@ static int spf_wanted(const struct session *s)
 }
 
 static void finish_data(struct session *s, int resumed);
+static void dkim_start(struct session *s);
+static void dkim_feed(struct session *s, const char *data, size_t len);
 
-/* The end of data may be waiting for SPF: resume it once both are in. */
+static void auth_progress(struct session *s, int in_loop);
+
+/* A check has answered: the end of data may have been waiting for it. */
 static void spf_maybe_resume(struct session *s)
 {
-	if (s->wait_spf && !s->spf_helo_job && !s->spf_mail_job) {
-		s->wait_spf = 0;
-		finish_data(s, 1);
-	}
+	if (s->wait_auth)
+		auth_progress(s, 0);
 }
 
 static void log_spf(struct session *s, const char *identity, const struct spf_eval *e)
@@ -367,6 +407,8 @@ static void spf_mail_done(void *arg, struct spf_eval *e)
 	free(s->spf_mail_hdr);
 	s->spf_mail_hdr = spf_received_header(e);
 	s->spf_mail_result = e->result;
+	free(s->spf_mail_domain);
+	s->spf_mail_domain = xstrdup(e->domain);
 	free(s->spf_explanation);
 	s->spf_explanation = e->explanation ? xstrdup(e->explanation) : NULL;
 	log_spf(s, "mailfrom", e);
@@ -577,6 +619,8 @@ static void start_body(struct session *s, int dot_mode)
 	const struct config *c = s->rt->cfg;
 	data_init(&s->dec, dot_mode, c->bare_lf == BARE_LF_NORMALISE, c->max_data_line, c->max_message_size);
 	s->spool = spool_new(s->srv->spool_dir, c->max_header_size);
+	if (s->srv->dns && !strcasecmp(c->dkim_verify, "yes"))
+		s->dkimv = dkim_verifier_new((unsigned)c->dkim_max_signatures, (int64_t)time(NULL));
 	if (!s->decode_buf)
 		s->decode_buf = xmalloc(2 * DATA_CHUNK + 2);
 }
@@ -773,6 +817,7 @@ struct delivery {
 	int err;
 	size_t size;
 	char *from;
+	char *folder; /* a Maildir++ subfolder such as ".Junk", or NULL for the inbox */
 	size_t nrcpts;
 };
 
@@ -786,6 +831,7 @@ static void delivery_free(struct delivery *d)
 	free(d->names);
 	free(d->head);
 	free(d->from);
+	free(d->folder);
 	spool_free(d->spool);
 	free(d);
 }
@@ -806,7 +852,7 @@ static void delivery_work(void *arg)
 	d->ok = 1;
 	for (i = 0; i < d->npaths; i++) {
 		char name[400];
-		if (maildir_deliver(d->paths[i], NULL, &m, name, sizeof name) < 0) {
+		if (maildir_deliver(d->paths[i], d->folder, &m, name, sizeof name) < 0) {
 			d->ok = 0;
 			d->err = errno;
 			break;
@@ -817,7 +863,8 @@ static void delivery_work(void *arg)
 		/* All or nothing: the client will retry the whole message, so take
 		 * back the copies already made (they are still in new/). */
 		for (size_t k = 0; k < i; k++) {
-			char *p = xasprintf("%s/new/%s", d->paths[k], d->names[k]);
+			char *p = xasprintf("%s%s%s/new/%s", d->paths[k], d->folder ? "/" : "", d->folder ? d->folder : "",
+					    d->names[k]);
 			unlink(p);
 			free(p);
 		}
@@ -901,7 +948,33 @@ static char *build_authres(struct session *s)
 		authres_add(a, "spf", spf_result_name(s->spf_helo_result), NULL);
 		authres_prop(a, "smtp.helo", s->helo ? s->helo : "");
 	}
-	if (!s->spf_mail_hdr && !s->spf_helo_hdr)
+	if (s->dkimv) {
+		size_t n = dkim_verifier_count(s->dkimv);
+		if (n == 0)
+			authres_add(a, "dkim", "none", NULL);
+		for (size_t i = 0; i < n; i++) {
+			const struct dkim_outcome *o = dkim_verifier_outcome(s->dkimv, i);
+			authres_add(a, "dkim", dkim_result_name(o->result),
+				    o->result == DKIM_PASS ? NULL : o->reason);
+			if (*o->domain)
+				authres_prop(a, "header.d", o->domain);
+			if (*o->identity)
+				authres_prop(a, "header.i", o->identity);
+			if (*o->selector)
+				authres_prop(a, "header.s", o->selector);
+			if (*o->algorithm)
+				authres_prop(a, "header.a", o->algorithm);
+			if (*o->header_b)
+				authres_prop(a, "header.b", o->header_b);
+		}
+	}
+	if (s->dmarc_done) {
+		authres_add(a, "dmarc", dmarc_result_name(s->dmarc_result),
+			    s->dmarc_comment && *s->dmarc_comment ? s->dmarc_comment : s->dmarc_reason);
+		if (s->dmarc_from)
+			authres_prop(a, "header.from", s->dmarc_from);
+	}
+	if (!s->spf_mail_hdr && !s->spf_helo_hdr && !s->dkimv)
 		authres_none(a);
 	field = authres_field(a);
 	authres_free(a);
@@ -988,13 +1061,193 @@ static void end_of_data(struct session *s)
 		count_error(s);
 		return;
 	}
-	if (s->spf_helo_job || s->spf_mail_job) {
-		/* SPF is still at work: wait for it (the loop does not). */
-		s->state = S_WAIT;
-		s->wait_spf = 1;
+	if (s->dkimv) {
+		dkim_verifier_end(s->dkimv);
+		dkim_start(s);
+	}
+	s->state = S_WAIT;
+	s->wait_auth = 1;
+	auth_progress(s, 1);
+}
+
+/* ---- DKIM and DMARC ----------------------------------------------------- */
+
+static void dkim_done(void *arg, struct dkim_verifier *v)
+{
+	struct session *s = arg;
+	(void)v;
+	s->dkim_job = NULL;
+	s->dkim_keys_done = 1;
+	if (s->wait_auth)
+		auth_progress(s, 0);
+}
+
+/* Starts the key lookups once the header block is known. */
+static void dkim_start(struct session *s)
+{
+	if (s->dkim_job || s->dkim_keys_done || !dkim_verifier_headers_done(s->dkimv))
+		return;
+	s->dkim_job = dkim_verify_async(s->srv->dns, s->dkimv, dkim_done, s);
+}
+
+static void dkim_feed(struct session *s, const char *data, size_t len)
+{
+	if (!s->dkimv || !len)
+		return;
+	dkim_verifier_feed(s->dkimv, data, len);
+	dkim_start(s);
+}
+
+static void log_dkim(struct session *s)
+{
+	for (size_t i = 0; s->dkimv && i < dkim_verifier_count(s->dkimv); i++) {
+		const struct dkim_outcome *o = dkim_verifier_outcome(s->dkimv, i);
+		char v[300];
+		log_info(s->sid, "event=dkim d=%s s=%s a=%s result=%s reason=%s", *o->domain ? o->domain : "-",
+			 *o->selector ? o->selector : "-", *o->algorithm ? o->algorithm : "-", dkim_result_name(o->result),
+			 log_value(v, sizeof v, o->reason, strlen(o->reason)));
+	}
+}
+
+static void dmarc_done(void *arg, struct dmarc_eval *e)
+{
+	struct session *s = arg;
+	char comment[200] = "";
+	s->dmarc_job = NULL;
+	s->dmarc_done = 1;
+	s->dmarc_result = e->result;
+	s->dmarc_disposition = e->disposition;
+	if (e->decisive) {
+		s->dmarc_from = xstrdup(e->decisive->domain);
+		dmarc_comment(e->decisive, comment, sizeof comment);
+		if (e->decisive->policy_tag)
+			s->dmarc_policy = xstrdup(dmarc_policy_name(e->decisive->policy));
+		if (e->decisive->record_text)
+			s->dmarc_record = xstrdup(e->decisive->record_text);
+	}
+	s->dmarc_comment = xstrdup(comment);
+	s->dmarc_reason = e->reason ? xstrdup(e->reason) : NULL;
+	log_info(s->sid, "event=dmarc from=%s result=%s disposition=%s%s%s", s->dmarc_from ? s->dmarc_from : "-",
+		 dmarc_result_name(e->result), dmarc_policy_name(e->disposition), *comment ? " policy=" : "",
+		 *comment ? comment : "");
+	if (s->wait_auth)
+		auth_progress(s, 0);
+}
+
+/* The raw values of the message's From fields, for DMARC. */
+static size_t from_values(struct session *s, char ***out)
+{
+	const struct msg_headers *h = s->dkimv ? dkim_verifier_headers(s->dkimv) : NULL;
+	size_t n = 0;
+	*out = NULL;
+	for (size_t i = 0; h && i < h->nfields; i++) {
+		const struct msg_field *f = &h->fields[i];
+		if (f->name_len != 4 || strncasecmp(h->buf + f->off, "From", 4) || f->colon >= f->len)
+			continue;
+		*out = xrealloc(*out, (n + 1) * sizeof **out);
+		(*out)[n++] = xstrndup(h->buf + f->off + f->colon + 1, f->len - f->colon - 1);
+	}
+	return n;
+}
+
+static void dmarc_start(struct session *s)
+{
+	struct dmarc_dkim *dk = NULL;
+	size_t ndk = s->dkimv ? dkim_verifier_count(s->dkimv) : 0;
+	char **from;
+	size_t nfrom = from_values(s, &from);
+
+	dk = xcalloc(ndk + 1, sizeof *dk);
+	for (size_t i = 0; i < ndk; i++) {
+		const struct dkim_outcome *o = dkim_verifier_outcome(s->dkimv, i);
+		dk[i].domain = o->domain;
+		dk[i].pass = o->result == DKIM_PASS;
+		dk[i].temperror = o->result == DKIM_TEMPERROR;
+	}
+	s->dmarc_job = dmarc_check_async(s->srv->dns, (const char *const *)from, nfrom, s->spf_mail_domain,
+					 s->spf_mail_domain ? s->spf_mail_result : SPF_NONE, dk, ndk, -1, dmarc_done, s);
+	for (size_t i = 0; i < nfrom; i++)
+		free(from[i]);
+	free(from);
+	free(dk);
+}
+
+/*
+ * Moves the end of data on: once SPF and the DKIM keys are in, DMARC; once
+ * DMARC is in, the decision. in_loop is set when called from the input
+ * loop itself (which then reads on by itself).
+ */
+static void auth_progress(struct session *s, int in_loop)
+{
+	const struct config *c = s->rt->cfg;
+	if (!s->wait_auth || s->spf_helo_job || s->spf_mail_job || (s->dkimv && !s->dkim_keys_done))
+		return;
+	if (s->srv->dns && s->dkimv && !strcasecmp(c->dmarc_enabled, "yes") && !s->dmarc_done) {
+		if (!s->dmarc_job) {
+			log_dkim(s);
+			dmarc_start(s);
+		}
 		return;
 	}
-	finish_data(s, 0);
+	if (s->dkimv && strcasecmp(c->dmarc_enabled, "yes"))
+		log_dkim(s);
+	s->wait_auth = 0;
+	finish_data(s, !in_loop);
+}
+
+/* Keeps what the checks said of this message (for DMARC reports). */
+static void record_verdict(struct session *s)
+{
+	char dkim[1024] = "";
+	size_t o = 0;
+	struct store_verdict v = { 0 };
+
+	if (!s->spf_mail_hdr && !s->dkimv)
+		return;
+	for (size_t i = 0; s->dkimv && i < dkim_verifier_count(s->dkimv) && o < sizeof dkim - 1; i++) {
+		const struct dkim_outcome *d = dkim_verifier_outcome(s->dkimv, i);
+		int w = snprintf(dkim + o, sizeof dkim - o, "%sd=%s s=%s a=%s %s", i ? "; " : "", d->domain, d->selector,
+				 d->algorithm, dkim_result_name(d->result));
+		if (w > 0)
+			o += (size_t)w < sizeof dkim - o ? (size_t)w : sizeof dkim - o - 1;
+	}
+	v.received = (int64_t)time(NULL);
+	v.source_ip = s->ip;
+	v.helo = s->helo;
+	v.envelope_from = s->mail_from;
+	v.header_from = s->dmarc_from;
+	v.spf_domain = s->spf_mail_domain;
+	v.spf_result = s->spf_mail_hdr ? spf_result_name(s->spf_mail_result) : NULL;
+	v.dkim = *dkim ? dkim : NULL;
+	v.dmarc_result = s->dmarc_done ? dmarc_result_name(s->dmarc_result) : NULL;
+	v.dmarc_policy = s->dmarc_policy;
+	v.disposition = s->dmarc_done ? dmarc_policy_name(s->dmarc_disposition) : NULL;
+	v.policy_published = s->dmarc_record;
+	v.reason = s->dmarc_reason;
+	if (store_verdict_add(s->srv->store, &v) != STORE_OK)
+		log_warn(s->sid, "event=verdict_not_stored");
+}
+
+/* Applies the DMARC disposition when [dmarc] apply_policy says so:
+ * reject refuses the message (550 5.7.1), quarantine sends it to the Junk
+ * folder (*folder), none delivers. Returns 1 after refusing. */
+static int dmarc_refuses(struct session *s, const char **folder)
+{
+	const struct config *c = s->rt->cfg;
+	*folder = NULL;
+	if (!s->dmarc_done || strcasecmp(c->dmarc_apply_policy, "yes"))
+		return 0;
+	if (s->dmarc_disposition == DMARC_POLICY_REJECT) {
+		if (s->dmarc_from)
+			reply(s, "550 5.7.1 Message rejected by the DMARC policy of %s", s->dmarc_from);
+		else
+			reply(s, "550 5.7.1 Message rejected: no usable From header field (RFC 5322 section 3.6)");
+		log_info(s->sid, "event=reject cmd=DATA reason=dmarc_%s", dmarc_result_name(s->dmarc_result));
+		return 1;
+	}
+	if (s->dmarc_disposition == DMARC_POLICY_QUARANTINE)
+		*folder = c->dmarc_quarantine_folder;
+	return 0;
 }
 
 /* Applies the [spf] action for the MAIL FROM result (RFC 7208 section 8,
@@ -1041,9 +1294,11 @@ static int spf_refuses(struct session *s)
 static void finish_data(struct session *s, int resumed)
 {
 	struct delivery *d;
+	const char *folder = NULL;
 	char qid[40];
 
-	if (spf_refuses(s)) {
+	record_verdict(s);
+	if (spf_refuses(s) || dmarc_refuses(s, &folder)) {
 		transaction_reset(s);
 		s->state = S_CMD;
 		if (resumed)
@@ -1060,6 +1315,7 @@ static void finish_data(struct session *s, int resumed)
 	s->spool = NULL;
 	d->size = d->head_len + (size_t)d->spool->file_len + d->spool->len;
 	d->from = xstrdup(s->mail_from);
+	d->folder = folder && *folder ? xstrdup(folder) : NULL;
 	d->nrcpts = s->nrcpts;
 	d->paths = xcalloc(s->nmailboxes, sizeof *d->paths);
 	d->names = xcalloc(s->nmailboxes, sizeof *d->names);
@@ -1098,6 +1354,7 @@ static int process_body(struct session *s, struct evbuffer *in)
 	} else {
 		used = data_feed(&s->dec, (const char *)p, n, s->decode_buf, 2 * DATA_CHUNK + 2, &outlen);
 		spool_append(s->spool, s->decode_buf, outlen);
+		dkim_feed(s, s->decode_buf, outlen);
 	}
 	evbuffer_drain(in, used);
 	if (s->state == S_DATA) {
@@ -1125,6 +1382,7 @@ chunk_done:
 	if (s->bdat_last) {
 		data_finish(&s->dec, s->decode_buf, &outlen);
 		spool_append(s->spool, s->decode_buf, outlen);
+		dkim_feed(s, s->decode_buf, outlen);
 		end_of_data(s);
 	} else {
 		reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_total);

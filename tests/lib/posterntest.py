@@ -236,10 +236,16 @@ class Postern:
             },
             "tls": None,
         }
-        # SMTP tests are hermetic: no SPF lookups against the system resolver
-        # (SPF has its own tests with a private DNS server).
-        if "spf" in config_sections(self.build):
+        # SMTP tests are hermetic: no SPF, DKIM or DMARC lookups against the
+        # system resolver (those have their own tests with a private DNS
+        # server on loopback).
+        known = config_sections(self.build)
+        if "spf" in known:
             cfg["spf"] = {"enabled": "no"}
+        if "dkim" in known:
+            cfg["dkim"] = {"verify": "no"}
+        if "dmarc" in known:
+            cfg["dmarc"] = {"enabled": "no"}
         if self.cert:
             cfg["tls"] = {"certificate": str(self.cert[0]), "key": str(self.cert[1])}
         return cfg
