@@ -25,6 +25,9 @@ int cli_dkim(const char *config_path, int config_explicit, int argc, char **argv
 void cli_dkim_usage(FILE *out);
 int cli_dmarc(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_dmarc_usage(FILE *out);
+/* `postern arc verify|sign` (cli_arc.c). */
+int cli_arc(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_arc_usage(FILE *out);
 /* `postern dns query`, with the same configuration rule as cli_spf. */
 int cli_dns(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_dns_usage(FILE *out);

@@ -33,6 +33,7 @@ static void usage(FILE *out)
 	      "  dns query NAME [TYPE]    look a name up through postern's resolver\n"
 	      "  dkim keygen|sign|verify  DKIM keys, signing and verification\n"
 	      "  dmarc check              evaluate DMARC for a From domain\n"
+	      "  arc verify|sign          ARC chains: validate, seal\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -80,6 +81,7 @@ static const struct tool tools[] = {
 	{ "dns", cli_dns, cli_dns_usage },
 	{ "dkim", cli_dkim, cli_dkim_usage },
 	{ "dmarc", cli_dmarc, cli_dmarc_usage },
+	{ "arc", cli_arc, cli_arc_usage },
 };
 
 static const struct tool *find_tool(const char *name)
