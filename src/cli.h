@@ -11,6 +11,21 @@
 #define POSTERN_CLI_H
 
 #include "config.h"
+#include "dns/dns.h"
+
+/* The resolver setup every DNS-using tool shares (cli_common.c): the [dns]
+ * section of the configuration, read when -c was given or when the default
+ * file exists and no --resolver was given, overridden by the options.
+ * Returns 0, or an exit status after printing why. *cfg may be NULL after
+ * success (no configuration); the caller frees it. */
+struct cli_dns_args {
+	const char *resolver;     /* --resolver, or NULL */
+	const char *timeout;      /* --dns-timeout, or NULL */
+	const char *trust_anchor; /* --trust-anchor, or NULL */
+	int dnssec;               /* --dnssec: validate with the root key */
+};
+int cli_dns_setup(const char *config_path, int config_explicit, const struct cli_dns_args *a, struct config **cfg,
+		  struct dns_options *dopt);
 
 int cli_user(const struct config *cfg, int argc, char **argv);
 int cli_alias(const struct config *cfg, int argc, char **argv);

@@ -460,7 +460,7 @@ static int cli_verify(const char *config_path, int config_explicit, int argc, ch
 	struct config *cfg = NULL;
 	struct dkim_verifier *v;
 	struct dns *dns;
-	uint64_t ms, maxsig = DKIM_MAX_SIGNATURES_DEFAULT;
+	uint64_t maxsig = DKIM_MAX_SIGNATURES_DEFAULT;
 	int dnssec = 0, ch;
 	char err[512], chunk[65536];
 	FILE *f;
@@ -501,27 +501,12 @@ static int cli_verify(const char *config_path, int config_explicit, int argc, ch
 	}
 	if (optind < argc)
 		path = argv[optind];
-	if (!resolver || config_explicit) {
-		if (config_explicit || access(config_path, F_OK) == 0) {
-			cfg = config_load(config_path, stderr);
-			if (!cfg)
-				return 1;
-		}
+	{
+		struct cli_dns_args da = { .resolver = resolver, .timeout = timeout, .dnssec = dnssec };
+		int st = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt);
+		if (st)
+			return st;
 	}
-	dopt.resolver = resolver ? resolver : cfg ? cfg->dns_resolver : "system";
-	dopt.timeout_ms = cfg ? cfg->dns_timeout_ms : 5000;
-	dopt.max_inflight = cfg ? (unsigned)cfg->dns_max_queries : 256;
-	dopt.trust_anchor = resolver ? (dnssec ? "/usr/share/dns/root.key" : "") : cfg ? cfg->dns_trust_anchor : "";
-	if (timeout) {
-		if (parse_duration_ms(timeout, &ms) < 0 || ms == 0) {
-			fprintf(stderr, "postern: --dns-timeout %s is not a duration (e.g. 2s)\n", timeout);
-			config_free(cfg);
-			return 2;
-		}
-		dopt.timeout_ms = ms;
-	}
-	if (dopt.trust_anchor && *dopt.trust_anchor && access(dopt.trust_anchor, R_OK) < 0)
-		dopt.trust_anchor = "";
 
 	/* The message streams through the verifier, as in the server. */
 	f = path && strcmp(path, "-") ? fopen(path, "rb") : stdin;

@@ -371,27 +371,14 @@ int cli_dmarc(const char *config_path, int config_explicit, int argc, char **arg
 		goto out;
 	}
 	rc = 1;
-	if (!resolver || config_explicit) {
-		if (config_explicit || access(config_path, F_OK) == 0) {
-			cfg = config_load(config_path, stderr);
-			if (!cfg)
-				goto out;
-		}
-	}
-	dopt.resolver = resolver ? resolver : cfg ? cfg->dns_resolver : "system";
-	dopt.timeout_ms = cfg ? cfg->dns_timeout_ms : 5000;
-	dopt.max_inflight = cfg ? (unsigned)cfg->dns_max_queries : 256;
-	dopt.trust_anchor = resolver ? (dnssec ? "/usr/share/dns/root.key" : "") : cfg ? cfg->dns_trust_anchor : "";
-	if (timeout) {
-		if (parse_duration_ms(timeout, &v) < 0 || v == 0) {
-			fprintf(stderr, "postern: --dns-timeout %s is not a duration (e.g. 2s)\n", timeout);
-			rc = 2;
+	{
+		struct cli_dns_args da = { .resolver = resolver, .timeout = timeout, .dnssec = dnssec };
+		int st = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt);
+		if (st) {
+			rc = st;
 			goto out;
 		}
-		dopt.timeout_ms = v;
 	}
-	if (dopt.trust_anchor && *dopt.trust_anchor && access(dopt.trust_anchor, R_OK) < 0)
-		dopt.trust_anchor = "";
 	c.base = event_base_new();
 	dns = dns_new(c.base, &dopt, err, sizeof err);
 	if (!dns) {

@@ -101,7 +101,6 @@ int cli_dns(const char *config_path, int config_explicit, int argc, char **argv)
 	struct config *cfg = NULL;
 	struct dns *dns;
 	char err[512];
-	uint64_t ms;
 	int ch;
 
 	if (argc < 1 || strcmp(argv[0], "query")) {
@@ -140,22 +139,11 @@ int cli_dns(const char *config_path, int config_explicit, int argc, char **argv)
 		fprintf(stderr, "postern: unknown record type %s\n", argv[optind + 1]);
 		return 2;
 	}
-	if ((!resolver || config_explicit) && (config_explicit || access(config_path, F_OK) == 0)) {
-		cfg = config_load(config_path, stderr);
-		if (!cfg)
-			return 1;
-	}
-	dopt.resolver = resolver ? resolver : cfg ? cfg->dns_resolver : "system";
-	dopt.timeout_ms = cfg ? cfg->dns_timeout_ms : 5000;
-	dopt.max_inflight = 16;
-	dopt.trust_anchor = anchor ? anchor : (cfg && !resolver) ? cfg->dns_trust_anchor : "";
-	if (timeout) {
-		if (parse_duration_ms(timeout, &ms) < 0 || ms == 0) {
-			fprintf(stderr, "postern: --dns-timeout %s is not a duration (e.g. 2s)\n", timeout);
-			config_free(cfg);
-			return 2;
-		}
-		dopt.timeout_ms = ms;
+	{
+		struct cli_dns_args da = { .resolver = resolver, .timeout = timeout, .trust_anchor = anchor };
+		int st = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt);
+		if (st)
+			return st;
 	}
 	q.base = event_base_new();
 	dns = dns_new(q.base, &dopt, err, sizeof err);

@@ -298,7 +298,6 @@ int cli_spf(const char *config_path, int config_explicit, int argc, char **argv)
 	struct dns *dns;
 	struct spf_job *job;
 	char err[512];
-	uint64_t ms;
 
 	if (argc >= 1 && !strcmp(argv[0], "bench"))
 		return cli_spf_bench(argc, argv);
@@ -351,27 +350,12 @@ int cli_spf(const char *config_path, int config_explicit, int argc, char **argv)
 		cli_spf_usage(stderr);
 		return 2;
 	}
-	if (!resolver || config_explicit) {
-		if (config_explicit || access(config_path, F_OK) == 0) {
-			cfg = config_load(config_path, stderr);
-			if (!cfg)
-				return 1;
-		}
+	{
+		struct cli_dns_args da = { .resolver = resolver, .timeout = timeout, .dnssec = dnssec };
+		int st = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt);
+		if (st)
+			return st;
 	}
-	dopt.resolver = resolver ? resolver : cfg ? cfg->dns_resolver : "system";
-	dopt.timeout_ms = cfg ? cfg->dns_timeout_ms : 5000;
-	dopt.max_inflight = cfg ? (unsigned)cfg->dns_max_queries : 256;
-	dopt.trust_anchor = resolver ? (dnssec ? "/usr/share/dns/root.key" : "") : cfg ? cfg->dns_trust_anchor : "";
-	if (timeout) {
-		if (parse_duration_ms(timeout, &ms) < 0 || ms == 0) {
-			fprintf(stderr, "postern: --dns-timeout %s is not a duration (e.g. 2s)\n", timeout);
-			config_free(cfg);
-			return 2;
-		}
-		dopt.timeout_ms = ms;
-	}
-	if (dopt.trust_anchor && *dopt.trust_anchor && access(dopt.trust_anchor, R_OK) < 0)
-		dopt.trust_anchor = "";
 	c.base = event_base_new();
 	dns = dns_new(c.base, &dopt, err, sizeof err);
 	if (!dns) {
