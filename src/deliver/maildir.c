@@ -185,8 +185,6 @@ int maildir_deliver(const char *path, const char *folder, const struct maildir_m
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (maildir_ensure(dir) < 0)
-		return -1;
 	gettimeofday(&tv, NULL);
 	snprintf(base, sizeof base, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
 		 atomic_fetch_add(&counter, 1) + 1, host_part);
@@ -198,6 +196,12 @@ int maildir_deliver(const char *path, const char *folder, const struct maildir_m
 	}
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		/* First delivery into this folder: make it, then try again. */
+		if (maildir_ensure(dir) < 0)
+			return -1;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
 	if (fd < 0)
 		return -1;
 	if (write_all(fd, msg->head, msg->head_len) < 0 ||
@@ -209,7 +213,7 @@ int maildir_deliver(const char *path, const char *folder, const struct maildir_m
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, final) < 0)
+	if (rename(tmp, final) < 0 && (errno != ENOENT || maildir_ensure(dir) < 0 || rename(tmp, final) < 0))
 		goto fail;
 	if (fsync_dir_grouped(newdir) < 0) {
 		/* The rename happened but may not be durable; we cannot report

@@ -1202,7 +1202,8 @@ static void record_verdict(struct session *s)
 	size_t o = 0;
 	struct store_verdict v = { 0 };
 
-	if (!s->spf_mail_hdr && !s->dkimv)
+	/* Nothing was checked (or nothing came of it): nothing to keep. */
+	if (!s->spf_mail_hdr && !s->dmarc_done && !(s->dkimv && dkim_verifier_count(s->dkimv)))
 		return;
 	for (size_t i = 0; s->dkimv && i < dkim_verifier_count(s->dkimv) && o < sizeof dkim - 1; i++) {
 		const struct dkim_outcome *d = dkim_verifier_outcome(s->dkimv, i);
