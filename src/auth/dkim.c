@@ -628,7 +628,9 @@ static void parse_sig(struct dkim_verifier *v, struct sig *s)
 	}
 	if (s->domain[strlen(s->domain) - 1] == '.')
 		s->domain[strlen(s->domain) - 1] = '\0';
-	if (!dkim_valid_name(s->selector, strlen(s->selector))) {
+	/* A selector is a relative name: "sel." would make "sel.._domainkey". */
+	if (!dkim_valid_name(s->selector, strlen(s->selector)) ||
+	    (*s->selector && s->selector[strlen(s->selector) - 1] == '.')) {
 		decide(s, DKIM_PERMERROR, "bad selector (s=)");
 		return;
 	}

@@ -586,6 +586,7 @@ TEST(dkim_verify_malformed_signatures)
 		{ "v=1; a=rsa-sha256; d=exa mple.org; s=sel; h=from; %s; b=AAAA", DKIM_PERMERROR, "bad domain (d=)" },
 		{ "v=1; a=rsa-sha256; d=org; s=sel; h=from; %s; b=AAAA", DKIM_PERMERROR, "bad domain (d=)" },
 		{ "v=1; a=rsa-sha256; d=example.org; s=se/l; h=from; %s; b=AAAA", DKIM_PERMERROR, "bad selector (s=)" },
+		{ "v=1; a=rsa-sha256; d=example.org; s=sel.; h=from; %s; b=AAAA", DKIM_PERMERROR, "bad selector (s=)" },
 		{ "v=1; a=rsa-sha256; d=example.org; s=sel; h=from; %s; b=AAAA; d=x.org", DKIM_PERMERROR,
 		  "malformed signature: duplicate tag" },
 		{ "v=1; a=rsa-sha256; d=example.org; s=sel; h=from; %s; b=AAAA; l=x", DKIM_PERMERROR, "malformed l=" },
