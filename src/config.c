@@ -110,8 +110,12 @@ static const struct key keys[] = {
 	  "Evaluate DMARC (RFC 7489) for every message received, and record the verdict." },
 	{ "dmarc", "apply_policy", T_ENUM, S(dmarc_apply_policy), 0, "yes", "yes|no", 0, 0,
 	  "Apply the sender's DMARC policy: reject gets 550 5.7.1, quarantine goes to the Junk folder. no: record only." },
+	{ "dmarc", "trusted_sealers", T_LIST, S(dmarc_trusted_sealers), 0, "", NULL, 0, 0,
+	  "Domains of forwarders and mailing lists whose valid ARC chain overrides a DMARC failure (RFC 8617 section 7.2)." },
 	{ "dmarc", "quarantine_folder", T_STRING, S(dmarc_quarantine_folder), 0, ".Junk", NULL, 0, 0,
 	  "The Maildir++ folder that quarantined mail goes to (Dovecot shows .Junk as Junk)." },
+	{ "arc", "verify", T_ENUM, S(arc_verify), 0, "yes", "yes|no", 0, 0,
+	  "Validate the ARC chain of every message received (RFC 8617) and record it." },
 	{ "spf", "enabled", T_ENUM, S(spf_enabled), 0, "yes", "yes|no", 0, 0,
 	  "Check SPF for every message and record the result in a Received-SPF header." },
 	{ "spf", "fail", T_ENUM, S(spf_on_fail), 0, "record", "record|reject", 0, 0,
@@ -225,7 +229,7 @@ static void unknown_key(struct loader *ld, const struct ini_entry *e)
 			}
 	}
 	if (!section_known && !best) {
-		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns], [spf], [dkim] and [dmarc]",
+		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns], [spf], [dkim], [dmarc] and [arc]",
 			e->section);
 	} else if (best) {
 		problem(ld, e->line, "unknown key '%s' in [%s]; did you mean '%s' in [%s]?", e->key, e->section,
@@ -462,6 +466,14 @@ static void cross_check(struct loader *ld)
 		problem(ld, ld->line[key_index("dmarc", "quarantine_folder")],
 			"quarantine_folder = %s is not a Maildir++ folder; write a name starting with a dot, e.g. .Junk",
 			c->dmarc_quarantine_folder);
+	c->ntrusted_sealers = split_list(c->dmarc_trusted_sealers, &c->trusted_sealers);
+	for (size_t t = 0; t < c->ntrusted_sealers; t++) {
+		str_lower(c->trusted_sealers[t]);
+		if (!valid_domain(c->trusted_sealers[t]))
+			problem(ld, ld->line[key_index("dmarc", "trusted_sealers")],
+				"trusted_sealers: '%s' is not a domain name; list the d= of the sealer's ARC-Seal",
+				c->trusted_sealers[t]);
+	}
 	if (strlen(c->recipient_delimiter) > 1)
 		problem(ld, ld->line[key_index("server", "recipient_delimiter")],
 			"recipient_delimiter must be one character (usually +) or empty");
@@ -586,6 +598,9 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->ndomains; i++)
 		free(c->domains[i]);
 	free(c->domains);
+	for (size_t i = 0; i < c->ntrusted_sealers; i++)
+		free(c->trusted_sealers[i]);
+	free(c->trusted_sealers);
 	for (size_t i = 0; i < c->nsmtp_listen; i++) {
 		free(c->smtp_listen[i].host);
 		free(c->smtp_listen[i].port);

@@ -69,6 +69,10 @@ struct config {
 	char *dkim_verify;
 	uint64_t dkim_max_signatures;
 	char *dmarc_enabled, *dmarc_apply_policy, *dmarc_quarantine_folder;
+	char *dmarc_trusted_sealers; /* raw list */
+	char **trusted_sealers;      /* lower-cased */
+	size_t ntrusted_sealers;
+	char *arc_verify;
 
 	/* [spf] */
 	char *spf_enabled;

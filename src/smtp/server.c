@@ -46,6 +46,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "auth/arc.h"
 #include "auth/authres.h"
 #include "auth/dkim.h"
 #include "auth/dmarc.h"
@@ -126,6 +127,13 @@ struct session {
 	struct dkim_verifier *dkimv;
 	struct dkim_job *dkim_job;
 	int dkim_keys_done;
+
+	/* ARC (RFC 8617): the chain is validated like DKIM, while the body
+	 * streams; a valid chain from a trusted sealer may override DMARC. */
+	struct arc_verifier *arcv;
+	struct arc_job *arc_job;
+	int arc_keys_done;
+	char *dmarc_override; /* the trusted sealer that overrode a DMARC failure */
 
 	/* DMARC: evaluated once SPF and DKIM are in, at the end of data. */
 	struct dmarc_job *dmarc_job;
@@ -253,6 +261,13 @@ static void transaction_reset(struct session *s)
 	dkim_verifier_free(s->dkimv);
 	s->dkimv = NULL;
 	s->dkim_keys_done = 0;
+	arc_job_cancel(s->arc_job);
+	s->arc_job = NULL;
+	arc_verifier_free(s->arcv);
+	s->arcv = NULL;
+	s->arc_keys_done = 0;
+	free(s->dmarc_override);
+	s->dmarc_override = NULL;
 	dmarc_job_cancel(s->dmarc_job);
 	s->dmarc_job = NULL;
 	s->dmarc_done = 0;
@@ -369,6 +384,7 @@ static int spf_wanted(const struct session *s)
 
 static void finish_data(struct session *s, int resumed);
 static void dkim_start(struct session *s);
+static void arc_start(struct session *s);
 static void dkim_feed(struct session *s, const char *data, size_t len);
 
 static void auth_progress(struct session *s, int in_loop);
@@ -621,6 +637,8 @@ static void start_body(struct session *s, int dot_mode)
 	s->spool = spool_new(s->srv->spool_dir, c->max_header_size);
 	if (s->srv->dns && !strcasecmp(c->dkim_verify, "yes"))
 		s->dkimv = dkim_verifier_new((unsigned)c->dkim_max_signatures, (int64_t)time(NULL));
+	if (s->srv->dns && !strcasecmp(c->arc_verify, "yes"))
+		s->arcv = arc_verifier_new((int64_t)time(NULL));
 	if (!s->decode_buf)
 		s->decode_buf = xmalloc(2 * DATA_CHUNK + 2);
 }
@@ -969,12 +987,27 @@ static char *build_authres(struct session *s)
 		}
 	}
 	if (s->dmarc_done) {
-		authres_add(a, "dmarc", dmarc_result_name(s->dmarc_result),
-			    s->dmarc_comment && *s->dmarc_comment ? s->dmarc_comment : s->dmarc_reason);
+		char comment[400];
+		snprintf(comment, sizeof comment, "%s%s%s",
+			 s->dmarc_comment && *s->dmarc_comment ? s->dmarc_comment : s->dmarc_reason ? s->dmarc_reason : "",
+			 s->dmarc_override ? "; overridden: trusted ARC sealer " : "",
+			 s->dmarc_override ? s->dmarc_override : "");
+		authres_add(a, "dmarc", dmarc_result_name(s->dmarc_result), comment);
 		if (s->dmarc_from)
 			authres_prop(a, "header.from", s->dmarc_from);
 	}
-	if (!s->spf_mail_hdr && !s->spf_helo_hdr && !s->dkimv)
+	if (s->arcv) {
+		const struct arc_result *r = arc_verifier_result(s->arcv);
+		if (r) {
+			authres_add(a, "arc", arc_cv_name(r->cv), r->cv == ARC_CV_FAIL ? r->reason : NULL);
+			if (r->cv == ARC_CV_PASS) {
+				char n[16];
+				snprintf(n, sizeof n, "%u", r->oldest_pass);
+				authres_prop(a, "header.oldest-pass", n);
+			}
+		}
+	}
+	if (!s->spf_mail_hdr && !s->spf_helo_hdr && !s->dkimv && !s->arcv)
 		authres_none(a);
 	field = authres_field(a);
 	authres_free(a);
@@ -1065,6 +1098,10 @@ static void end_of_data(struct session *s)
 		dkim_verifier_end(s->dkimv);
 		dkim_start(s);
 	}
+	if (s->arcv) {
+		arc_verifier_end(s->arcv);
+		arc_start(s);
+	}
 	s->state = S_WAIT;
 	s->wait_auth = 1;
 	auth_progress(s, 1);
@@ -1090,12 +1127,62 @@ static void dkim_start(struct session *s)
 	s->dkim_job = dkim_verify_async(s->srv->dns, s->dkimv, dkim_done, s);
 }
 
+static void arc_done(void *arg, struct arc_verifier *v)
+{
+	struct session *s = arg;
+	(void)v;
+	s->arc_job = NULL;
+	s->arc_keys_done = 1;
+	if (s->wait_auth)
+		auth_progress(s, 0);
+}
+
+static void arc_start(struct session *s)
+{
+	if (s->arc_job || s->arc_keys_done || !arc_verifier_headers_done(s->arcv))
+		return;
+	s->arc_job = arc_verify_async(s->srv->dns, s->arcv, arc_done, s);
+}
+
+/* Message bytes, as stored, to the verifiers that read as the data streams. */
 static void dkim_feed(struct session *s, const char *data, size_t len)
 {
-	if (!s->dkimv || !len)
+	if (!len)
 		return;
-	dkim_verifier_feed(s->dkimv, data, len);
-	dkim_start(s);
+	if (s->dkimv) {
+		dkim_verifier_feed(s->dkimv, data, len);
+		dkim_start(s);
+	}
+	if (s->arcv) {
+		arc_verifier_feed(s->arcv, data, len);
+		arc_start(s);
+	}
+}
+
+/* RFC 8617 section 7.2: a DMARC failure is overridden when the ARC chain
+ * validates and the sealer that handed us the message is one we trust. */
+static void arc_override(struct session *s)
+{
+	const struct config *c = s->rt->cfg;
+	const struct arc_result *r;
+	const char *sealer;
+
+	if (!s->arcv || !s->dmarc_done || s->dmarc_result != DMARC_FAIL || s->dmarc_disposition == DMARC_POLICY_NONE ||
+	    !*c->dmarc_trusted_sealers)
+		return;
+	r = arc_verifier_result(s->arcv);
+	if (!r || r->cv != ARC_CV_PASS || r->nsets == 0)
+		return;
+	sealer = r->sets[r->nsets - 1].seal_domain;
+	for (size_t i = 0; i < c->ntrusted_sealers; i++) {
+		if (!strcasecmp(c->trusted_sealers[i], sealer)) {
+			log_info(s->sid, "event=dmarc_override sealer=%s disposition=%s", sealer,
+				 dmarc_policy_name(s->dmarc_disposition));
+			s->dmarc_override = xstrdup(sealer);
+			s->dmarc_disposition = DMARC_POLICY_NONE;
+			return;
+		}
+	}
 }
 
 static void log_dkim(struct session *s)
@@ -1180,7 +1267,8 @@ static void dmarc_start(struct session *s)
 static void auth_progress(struct session *s, int in_loop)
 {
 	const struct config *c = s->rt->cfg;
-	if (!s->wait_auth || s->spf_helo_job || s->spf_mail_job || (s->dkimv && !s->dkim_keys_done))
+	if (!s->wait_auth || s->spf_helo_job || s->spf_mail_job || (s->dkimv && !s->dkim_keys_done) ||
+	    (s->arcv && !s->arc_keys_done))
 		return;
 	if (s->srv->dns && s->dkimv && !strcasecmp(c->dmarc_enabled, "yes") && !s->dmarc_done) {
 		if (!s->dmarc_job) {
@@ -1191,6 +1279,15 @@ static void auth_progress(struct session *s, int in_loop)
 	}
 	if (s->dkimv && strcasecmp(c->dmarc_enabled, "yes"))
 		log_dkim(s);
+	if (s->arcv) {
+		const struct arc_result *r = arc_verifier_result(s->arcv);
+		if (r && r->instances) {
+			char v[300];
+			log_info(s->sid, "event=arc cv=%s instances=%u reason=%s", arc_cv_name(r->cv), r->instances,
+				 log_value(v, sizeof v, r->reason, strlen(r->reason)));
+		}
+	}
+	arc_override(s);
 	s->wait_auth = 0;
 	finish_data(s, !in_loop);
 }
@@ -1224,7 +1321,7 @@ static void record_verdict(struct session *s)
 	v.dmarc_policy = s->dmarc_policy;
 	v.disposition = s->dmarc_done ? dmarc_policy_name(s->dmarc_disposition) : NULL;
 	v.policy_published = s->dmarc_record;
-	v.reason = s->dmarc_reason;
+	v.reason = s->dmarc_override ? "trusted_forwarder" : s->dmarc_reason;
 	if (store_verdict_add(s->srv->store, &v) != STORE_OK)
 		log_warn(s->sid, "event=verdict_not_stored");
 }

@@ -46,7 +46,7 @@ def zones(record):
 
 def daemon(postern_factory, dns, **dmarc):
     cfg = {"dns": {"resolver": "127.0.0.1:%d" % dns.port, "trust_anchor": "", "timeout": "2s"},
-           "spf": {"enabled": "yes"}, "dkim": {"verify": "yes"},
+           "spf": {"enabled": "yes"}, "dkim": {"verify": "yes"}, "arc": {"verify": "yes"},
            "dmarc": dict({"enabled": "yes"}, **dmarc)}
     return postern_factory(config=cfg)
 
@@ -125,3 +125,35 @@ def test_message_without_from_is_refused(postern_factory, dkim_key):
         msg = b"To: demo@example.test\r\nSubject: no from\r\n\r\nbody\r\n"
         r = pt.deliver("demo@example.test", msg, sender="x@relaxed.example")
         assert r.code == 550 and "no usable From header field" in r.text, r
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_trusted_arc_sealer_overrides_dmarc(postern_factory, build, tmp_path, dkim_key, trusted):
+    """A mailing list (list.example) forwards a message from reject.example:
+    SPF and DKIM no longer align, so DMARC fails; the list's valid ARC seal
+    overrides the failure only when list.example is a trusted sealer."""
+    _, record = dkim_key
+    key = tmp_path / "arc.key"
+    p = subprocess.run([str(ROOT / build / "postern"), "dkim", "keygen", "--domain", "list.example", "--selector",
+                        "arc", "--algorithm", "rsa", "--out", str(key)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    arc_record = re.findall(r'"([^"]*)"', p.stdout)  # 255-byte strings, as published
+    z = zones(record)
+    z["arc._domainkey.list.example"] = [("TXT", arc_record)]
+    with DnsServer(z) as dns:
+        sealed = subprocess.run([str(ROOT / build / "postern"), "arc", "sign", "--domain", "list.example",
+                                 "--selector", "arc", "--key", str(key), "--authserv-id", "list.example",
+                                 "--cv", "none"],
+                                input=make_message("via list", sender="x@reject.example"),
+                                capture_output=True, timeout=60)
+        assert sealed.returncode == 0, sealed.stderr
+        pt = daemon(postern_factory, dns, **({"trusted_sealers": "list.example"} if trusted else {}))
+        r = pt.deliver("demo@example.test", sealed.stdout, sender="bounces@list.example")
+        if trusted:
+            assert r.code == 250, r
+            m = pt.messages("demo@example.test")[-1]
+            assert "arc=pass header.oldest-pass=0" in m.authres, m.authres
+            assert "dmarc=fail" in m.authres and "overridden: trusted ARC sealer list.example" in m.authres, m.authres
+            assert "event=dmarc_override sealer=list.example disposition=reject" in pt.log()
+        else:
+            assert r.code == 550 and "DMARC policy of reject.example" in r.text, r

@@ -246,6 +246,8 @@ class Postern:
             cfg["dkim"] = {"verify": "no"}
         if "dmarc" in known:
             cfg["dmarc"] = {"enabled": "no"}
+        if "arc" in known:
+            cfg["arc"] = {"verify": "no"}
         if self.cert:
             cfg["tls"] = {"certificate": str(self.cert[0]), "key": str(self.cert[1])}
         return cfg
