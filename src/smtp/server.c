@@ -67,6 +67,9 @@
 #define DATA_CHUNK 16384
 #define CLOSE_GRACE_MS 5000
 #define SESSION_BUCKETS 1024
+/* Connections the kernel queues before we accept them (capped by
+ * net.core.somaxconn): a burst of clients must not fall to SYN cookies. */
+#define LISTEN_BACKLOG 4096
 #define MAX_HELO 255
 
 enum sess_state { S_CMD, S_DATA, S_BDAT, S_WAIT, S_TLS, S_CLOSING };
@@ -1735,7 +1738,7 @@ static evutil_socket_t bind_one(const struct listen_addr *la)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (res->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0)
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
 		goto fail;
 	freeaddrinfo(res);
 	return fd;
@@ -1764,8 +1767,10 @@ struct server *server_new(struct event_base *base, struct runtime *rt)
 			server_free(srv);
 			return NULL;
 		}
+		/* Backlog 0: the socket already listens (with LISTEN_BACKLOG);
+		 * -1 would make libevent listen() again with 128. */
 		srv->listeners[i] = evconnlistener_new(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
-						       -1, fd);
+						       0, fd);
 		if (!srv->listeners[i]) {
 			close(fd);
 			server_free(srv);
