@@ -26,6 +26,10 @@ struct cli_dns_args {
 };
 int cli_dns_setup(const char *config_path, int config_explicit, const struct cli_dns_args *a, struct config **cfg,
 		  struct dns_options *dopt);
+/* Reads a whole message file ("-" or NULL: standard input), at most 512 MiB.
+ * Returns it NUL-terminated (the caller frees) with its length in *len, or
+ * NULL after printing why. */
+char *cli_read_message(const char *path, size_t *len);
 
 int cli_user(const struct config *cfg, int argc, char **argv);
 int cli_alias(const struct config *cfg, int argc, char **argv);

@@ -29,7 +29,6 @@
 #include "lib/util.h"
 
 /* The most a message given to sign may have (it is read whole). */
-#define CLI_MAX_MESSAGE (512ull * 1024 * 1024)
 
 void cli_arc_usage(FILE *out)
 {
@@ -66,40 +65,6 @@ void cli_arc_usage(FILE *out)
 	      out);
 }
 
-/* Reads a whole file ("-" or NULL: standard input). */
-static char *read_message(const char *path, size_t *len)
-{
-	FILE *f = path && strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	struct msg_buf b = { 0 };
-	char chunk[65536];
-	size_t n;
-	if (!f) {
-		fprintf(stderr, "postern: cannot open %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (b.len + n > CLI_MAX_MESSAGE) {
-			fprintf(stderr, "postern: the message is larger than 512 MiB\n");
-			msg_buf_clear(&b);
-			if (f != stdin)
-				fclose(f);
-			return NULL;
-		}
-		msg_buf_append(&b, chunk, n);
-	}
-	if (ferror(f)) {
-		fprintf(stderr, "postern: cannot read %s\n", path ? path : "standard input");
-		msg_buf_clear(&b);
-		if (f != stdin)
-			fclose(f);
-		return NULL;
-	}
-	if (f != stdin)
-		fclose(f);
-	msg_buf_append(&b, "", 0);
-	*len = b.len;
-	return b.data;
-}
 
 /* The resolver options (--resolver, --dns-timeout, --dnssec) and what
  * cli_dns_setup() makes of them. */
@@ -384,7 +349,7 @@ static int cli_sign(const char *config_path, int config_explicit, int argc, char
 		rc = 2;
 		goto done;
 	}
-	msg = read_message(optind < argc ? argv[optind] : NULL, &len);
+	msg = cli_read_message(optind < argc ? argv[optind] : NULL, &len);
 	if (!msg)
 		goto done;
 	{

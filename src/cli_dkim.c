@@ -36,7 +36,6 @@
 #include "lib/util.h"
 
 /* The most a message given to sign or bench may have (it is read whole). */
-#define CLI_MAX_MESSAGE (512ull * 1024 * 1024)
 
 void cli_dkim_usage(FILE *out)
 {
@@ -75,40 +74,6 @@ void cli_dkim_usage(FILE *out)
 	      out);
 }
 
-/* Reads a whole file ("-" or NULL: standard input). */
-static char *read_message(const char *path, size_t *len)
-{
-	FILE *f = path && strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	struct msg_buf b = { 0 };
-	char chunk[65536];
-	size_t n;
-	if (!f) {
-		fprintf(stderr, "postern: cannot open %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (b.len + n > CLI_MAX_MESSAGE) {
-			fprintf(stderr, "postern: the message is larger than 512 MiB\n");
-			msg_buf_clear(&b);
-			if (f != stdin)
-				fclose(f);
-			return NULL;
-		}
-		msg_buf_append(&b, chunk, n);
-	}
-	if (ferror(f)) {
-		fprintf(stderr, "postern: cannot read %s\n", path ? path : "standard input");
-		msg_buf_clear(&b);
-		if (f != stdin)
-			fclose(f);
-		return NULL;
-	}
-	if (f != stdin)
-		fclose(f);
-	msg_buf_append(&b, "", 0);
-	*len = b.len;
-	return b.data;
-}
 
 /* ---- keygen ---------------------------------------------------------------- */
 
@@ -344,7 +309,7 @@ static int cli_sign(int argc, char **argv)
 	nkeys = load_keys(&ko, keys);
 	if (nkeys < 0)
 		return nkeys == -2 ? 2 : 1;
-	msg = read_message(optind < argc ? argv[optind] : NULL, &len);
+	msg = cli_read_message(optind < argc ? argv[optind] : NULL, &len);
 	if (!msg) {
 		for (long i = 0; i < nkeys; i++)
 			dkim_sign_key_free(keys[i]);
@@ -610,7 +575,7 @@ static int cli_bench(int argc, char **argv)
 	nkeys = load_keys(&ko, keys);
 	if (nkeys < 0)
 		return nkeys == -2 ? 2 : 1;
-	msg = read_message(msgpath, &len);
+	msg = cli_read_message(msgpath, &len);
 	if (!msg) {
 		for (long i = 0; i < nkeys; i++)
 			dkim_sign_key_free(keys[i]);
