@@ -164,6 +164,7 @@ struct server {
 	size_t nsessions;
 	struct session *table[SESSION_BUCKETS];
 	struct dns *dns;
+	struct queue *queue; /* NULL: nothing can be sent out */
 	uint64_t next_id;
 	char sid_prefix[8];
 	int shutting_down;
@@ -1798,6 +1799,11 @@ int server_start(struct server *srv, struct store *store, struct dns *dns)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_enable(srv->listeners[i]);
 	return 0;
+}
+
+void server_set_queue(struct server *srv, struct queue *q)
+{
+	srv->queue = q;
 }
 
 void server_set_runtime(struct server *srv, struct runtime *rt)

@@ -39,6 +39,9 @@ struct server *server_new(struct event_base *base, struct runtime *rt);
  * resolver (NULL: no SPF) are borrowed. Returns 0 or -1. */
 struct dns;
 int server_start(struct server *srv, struct store *store, struct dns *dns);
+/* The outbound queue for mail to outside addresses (borrowed; NULL: none). */
+struct queue;
+void server_set_queue(struct server *srv, struct queue *q);
 /* Replaces the runtime used by new sessions (SIGHUP). */
 void server_set_runtime(struct server *srv, struct runtime *rt);
 /* Stops accepting, closes idle sessions with 421, lets transactions in flight
