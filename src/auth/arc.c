@@ -911,27 +911,6 @@ static void as_hash(struct arc_verifier *v, struct asig *s, unsigned char *out)
 	msg_buf_clear(&b);
 }
 
-/* 1 when sig verifies over hash (32 bytes) with pkey. */
-static int verify_hash(EVP_PKEY *pkey, int ed25519, const unsigned char *sig, size_t siglen,
-		       const unsigned char *hash)
-{
-	int ok = 0;
-	if (ed25519) {
-		/* RFC 8463 section 3: PureEdDSA over the SHA-256 hash. */
-		EVP_MD_CTX *m = EVP_MD_CTX_new();
-		if (m && EVP_DigestVerifyInit_ex(m, NULL, NULL, NULL, NULL, pkey, NULL) == 1)
-			ok = EVP_DigestVerify(m, sig, siglen, hash, 32) == 1;
-		EVP_MD_CTX_free(m);
-	} else {
-		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-		if (c && EVP_PKEY_verify_init(c) == 1 && EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1)
-			ok = EVP_PKEY_verify(c, sig, siglen, hash, 32) == 1;
-		EVP_PKEY_CTX_free(c);
-	}
-	ERR_clear_error();
-	return ok;
-}
 
 /* RFC 6376 6.1.2 and 6.1.3 step 1 with one key record. */
 static void check_with_key(struct arc_verifier *v, struct asig *s, const struct dkim_key *k)
@@ -957,7 +936,7 @@ static void check_with_key(struct arc_verifier *v, struct asig *s, const struct 
 		as_hash(v, s, hash);
 	else
 		ams_hash(v, s, hash);
-	if (!verify_hash(k->pkey, s->ed25519, s->b, s->blen, hash)) {
+	if (!dkim_verify_hash(k->pkey, s->ed25519, s->b, s->blen, hash)) {
 		sig_fail(s, "signature did not verify");
 		return;
 	}

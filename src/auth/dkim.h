@@ -108,6 +108,12 @@ struct dkim_key {
 int dkim_key_parse(const char *txt, size_t len, struct dkim_key *out, const char **why);
 void dkim_key_clear(struct dkim_key *k);
 
+/* 1 when sig (siglen bytes) verifies over the SHA-256 hash (32 bytes) with
+ * pkey (an EVP_PKEY *): PKCS#1 v1.5 for RSA, PureEdDSA over the hash for
+ * Ed25519 (RFC 8463 section 3). RSA contexts are prepared once per key and
+ * thread and reused. Shared by DKIM and ARC. */
+int dkim_verify_hash(void *pkey, int ed25519, const unsigned char *sig, size_t siglen, const unsigned char *hash);
+
 /* ---- verification ---------------------------------------------------------- */
 
 struct dkim_outcome {

@@ -375,6 +375,18 @@ static void bc_put(struct msg_body_canon *bc, const char *p, size_t n)
 	bc->olen += n;
 }
 
+/* Input that is its own canonical form goes to the sink without a copy
+ * (bc->out must be empty). */
+static void bc_direct(struct msg_body_canon *bc, const unsigned char *from, const unsigned char *to)
+{
+	size_t n = (size_t)(to - from);
+	if (n) {
+		bc->out_len += n;
+		bc->any = 1;
+		bc->sink(bc->arg, (const char *)from, n);
+	}
+}
+
 /* Content follows: the empty lines held back were not the end. */
 static void bc_release_empty(struct msg_body_canon *bc)
 {
@@ -487,6 +499,7 @@ static int has_double_space(const unsigned char *p, size_t n)
 static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)data, *end = p + len;
+	const unsigned char *run = NULL; /* start of input passed on as it is */
 	char *out = bc->out;
 	size_t o = bc->olen;
 
@@ -529,6 +542,23 @@ static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len
 						bc_release_empty(bc);
 						o = bc->olen;
 					}
+					if (p[m] == '\r') {
+						/* Already canonical, CRLF and all: hashed
+						 * straight from the input, with the lines
+						 * after it that are canonical too. */
+						if (!run) {
+							bc->olen = o;
+							bc_flush(bc);
+							o = 0;
+							run = p;
+						}
+						p = nl + 1;
+						continue;
+					}
+					if (run) {
+						bc_direct(bc, run, p);
+						run = NULL;
+					}
 					if (o + m + 2 > sizeof bc->out) {
 						bc->olen = o;
 						bc_flush(bc);
@@ -542,6 +572,10 @@ static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len
 					continue;
 				}
 			}
+		}
+		if (run) {
+			bc_direct(bc, run, p);
+			run = NULL;
 		}
 		if (cls == C_TEXT) {
 			if (!bc->in_line) {
@@ -605,6 +639,8 @@ static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len
 		/* else: CR LF, the LF ends the line next */
 		p++;
 	}
+	if (run)
+		bc_direct(bc, run, p);
 	bc->olen = o;
 }
 
