@@ -51,5 +51,9 @@ void cli_arc_usage(FILE *out);
 int cli_dns(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_dns_usage(FILE *out);
 void cli_alias_usage(FILE *out);
+/* `postern doctor [DOMAIN]` (cli_doctor.c), with the same configuration rule
+ * as cli_spf; runs with no arguments at all. */
+int cli_doctor(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_doctor_usage(FILE *out);
 
 #endif

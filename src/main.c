@@ -34,6 +34,8 @@ static void usage(FILE *out)
 	      "  dkim keygen|sign|verify  DKIM keys, signing and verification\n"
 	      "  dmarc check              evaluate DMARC for a From domain\n"
 	      "  arc verify|sign          ARC chains: validate, seal\n"
+	      "  doctor [DOMAIN]          check DNS, reverse DNS, SPF, DKIM, DMARC, lists;\n"
+	      "                           print the fixes and the records to publish\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -74,14 +76,16 @@ struct tool {
 	const char *name;
 	int (*run)(const char *, int, int, char **);
 	void (*usage)(FILE *);
+	int bare_ok; /* runs without arguments */
 };
 
 static const struct tool tools[] = {
-	{ "spf", cli_spf, cli_spf_usage },
-	{ "dns", cli_dns, cli_dns_usage },
-	{ "dkim", cli_dkim, cli_dkim_usage },
-	{ "dmarc", cli_dmarc, cli_dmarc_usage },
-	{ "arc", cli_arc, cli_arc_usage },
+	{ "spf", cli_spf, cli_spf_usage, 0 },
+	{ "dns", cli_dns, cli_dns_usage, 0 },
+	{ "dkim", cli_dkim, cli_dkim_usage, 0 },
+	{ "dmarc", cli_dmarc, cli_dmarc_usage, 0 },
+	{ "arc", cli_arc, cli_arc_usage, 0 },
+	{ "doctor", cli_doctor, cli_doctor_usage, 1 },
 };
 
 static const struct tool *find_tool(const char *name)
@@ -185,7 +189,7 @@ int main(int argc, char **argv)
 			rc = 2;
 		}
 	} else if ((tool = find_tool(args[0]))) {
-		if (n == 1) {
+		if (n == 1 && !tool->bare_ok) {
 			tool->usage(stderr);
 			rc = 2;
 		} else if (!strcmp(args[1], "--help") || !strcmp(args[1], "-h")) {

@@ -1,0 +1,235 @@
+/*
+ * cli_doctor: `postern doctor [DOMAIN]`, the checks of src/doctor/doctor.c
+ * with the configuration's domain, host name, DKIM keys and DNS lists, for
+ * people (a table of verdicts with fixes, then the records to publish) or
+ * for scripts (--json).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/dmarc.h"
+#include "cli.h"
+#include "dns/dns.h"
+#include "doctor/doctor.h"
+#include "lib/json.h"
+#include "lib/util.h"
+#include "store/store.h"
+
+#define DOCTOR_MAX_ARGS 16
+
+void cli_doctor_usage(FILE *out)
+{
+	fputs("usage: postern [-c FILE] doctor [DOMAIN] [--hostname NAME] [--address IP ...]\n"
+	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...]\n"
+	      "                        [--resolver ADDR[:PORT]] [--dns-timeout DURATION] [--json]\n"
+	      "\n"
+	      "Checks what receivers see of DOMAIN (default: the first of [server] domains)\n"
+	      "and this host, and prints each verdict (pass, warn, FAIL) with the fix:\n"
+	      "\n"
+	      "  mx        the domain's MX names this host; no null MX\n"
+	      "  host      the host name has A/AAAA records, on this machine\n"
+	      "  ptr       each address has reverse DNS that resolves back to it and\n"
+	      "            matches the HELO name\n"
+	      "  spf       one valid SPF record, within 10 lookups, authorising each\n"
+	      "            address; an SPF record for the HELO name too\n"
+	      "  dkim      every key under DATA_DIR/dkim/DOMAIN/ is published and matches\n"
+	      "  dmarc     a DMARC record and its policy; rua= reaches a mailbox we have,\n"
+	      "            or the other domain authorises it (RFC 7489 section 7.1)\n"
+	      "  mta-sts   the _mta-sts TXT record;  tls-rpt  the _smtp._tls record\n"
+	      "  dnsbl     each address on the DNS block lists (and allow lists)\n"
+	      "\n"
+	      "Then the records to publish, as zone-file lines.\n"
+	      "\n"
+	      "  --hostname NAME   the HELO name (default [server] hostname)\n"
+	      "  --address IP      a public address of this host (repeatable; default: the\n"
+	      "                    host name's A and AAAA records)\n"
+	      "  --dnsbl ZONE      a DNS block list to check the addresses on (repeatable)\n"
+	      "  --dnswl ZONE      a DNS allow list (repeatable)\n"
+	      "  --resolver ADDR   DNS resolver(s), overriding [dns] resolver\n"
+	      "  --dns-timeout D   time allowed for one DNS query\n"
+	      "  --json            machine-readable output\n"
+	      "\n"
+	      "Exit status: 0 when nothing failed (warnings allowed), 1 when a check\n"
+	      "failed, 2 for a usage error.\n",
+	      out);
+}
+
+static void print_human(const struct doctor_report *r)
+{
+	printf("postern doctor: %s, host %s", r->domain, r->hostname);
+	for (size_t i = 0; i < r->naddresses; i++)
+		printf("%s%s", i ? ", " : " (", r->addresses[i]);
+	printf("%s\n\n", r->naddresses ? ")" : "");
+	for (size_t i = 0; i < r->nchecks; i++) {
+		const struct doctor_check *c = &r->checks[i];
+		printf("  %-4s  %-22s %s\n",
+		       c->status == DOCTOR_PASS ? "pass" : c->status == DOCTOR_WARN ? "warn" : "FAIL", c->name,
+		       c->detail);
+		if (c->fix && c->status != DOCTOR_PASS)
+			printf("        %-22s fix: %s\n", "", c->fix);
+	}
+	printf("\n%u passed, %u warning%s, %u failed\n", r->counts[DOCTOR_PASS], r->counts[DOCTOR_WARN],
+	       r->counts[DOCTOR_WARN] == 1 ? "" : "s", r->counts[DOCTOR_FAIL]);
+	if (r->npublish) {
+		printf("\nRecords to publish (zone-file lines):\n\n");
+		for (size_t i = 0; i < r->npublish; i++)
+			printf("%s\n", r->publish[i]);
+	}
+}
+
+static void print_json(const struct doctor_report *r)
+{
+	printf("{\"domain\": ");
+	json_write_string(stdout, r->domain);
+	printf(", \"hostname\": ");
+	json_write_string(stdout, r->hostname);
+	printf(", \"addresses\": [");
+	for (size_t i = 0; i < r->naddresses; i++) {
+		printf("%s", i ? ", " : "");
+		json_write_string(stdout, r->addresses[i]);
+	}
+	printf("],\n \"checks\": [");
+	for (size_t i = 0; i < r->nchecks; i++) {
+		const struct doctor_check *c = &r->checks[i];
+		printf("%s\n  {\"check\": ", i ? "," : "");
+		json_write_string(stdout, c->name);
+		printf(", \"status\": \"%s\", \"detail\": ", doctor_status_name(c->status));
+		json_write_string(stdout, c->detail);
+		printf(", \"fix\": ");
+		json_write_string(stdout, c->status == DOCTOR_PASS ? NULL : c->fix);
+		printf("}");
+	}
+	printf("],\n \"publish\": [");
+	for (size_t i = 0; i < r->npublish; i++) {
+		printf("%s\n  ", i ? "," : "");
+		json_write_string(stdout, r->publish[i]);
+	}
+	printf("],\n \"summary\": {\"pass\": %u, \"warn\": %u, \"fail\": %u}}\n", r->counts[DOCTOR_PASS],
+	       r->counts[DOCTOR_WARN], r->counts[DOCTOR_FAIL]);
+}
+
+int cli_doctor(const char *config_path, int config_explicit, int argc, char **argv)
+{
+	struct cli_dns_args da = { 0 };
+	const char *domain = NULL, *hostname = NULL;
+	const char *addresses[DOCTOR_MAX_ARGS];
+	struct doctor_list lists[DOCTOR_MAX_ARGS];
+	size_t naddr = 0, nlists = 0;
+	int json = 0, rc;
+	struct config *cfg = NULL;
+	struct dns_options dopt = { 0 };
+	struct doctor_options o = { 0 };
+	struct doctor_report r;
+	struct event_base *base;
+	struct dns *dns;
+	struct store *st = NULL;
+	char err[512], dom[256], why[256];
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int takes = !strcmp(a, "--hostname") || !strcmp(a, "--address") || !strcmp(a, "--dnsbl") ||
+			    !strcmp(a, "--dnswl") || !strcmp(a, "--resolver") || !strcmp(a, "--dns-timeout");
+		if (takes && !v) {
+			fprintf(stderr, "postern doctor: %s needs a value\n", a);
+			return 2;
+		}
+		if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!strcmp(a, "--hostname")) {
+			hostname = v, i++;
+		} else if (!strcmp(a, "--address")) {
+			if (naddr == DOCTOR_MAX_ARGS) {
+				fprintf(stderr, "postern doctor: at most %d --address\n", DOCTOR_MAX_ARGS);
+				return 2;
+			}
+			addresses[naddr++] = v, i++;
+		} else if (!strcmp(a, "--dnsbl") || !strcmp(a, "--dnswl")) {
+			if (nlists == DOCTOR_MAX_ARGS) {
+				fprintf(stderr, "postern doctor: at most %d lists\n", DOCTOR_MAX_ARGS);
+				return 2;
+			}
+			lists[nlists].zone = v;
+			lists[nlists++].allow = !strcmp(a, "--dnswl");
+			i++;
+		} else if (!strcmp(a, "--resolver")) {
+			da.resolver = v, i++;
+		} else if (!strcmp(a, "--dns-timeout")) {
+			da.timeout = v, i++;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "postern doctor: unknown option %s\n\n", a);
+			cli_doctor_usage(stderr);
+			return 2;
+		} else if (!domain) {
+			domain = a;
+		} else {
+			fprintf(stderr, "postern doctor: one domain at a time (got %s and %s)\n", domain, a);
+			return 2;
+		}
+	}
+	for (size_t i = 0; i < naddr; i++) {
+		unsigned char buf[16];
+		if (inet_pton(AF_INET, addresses[i], buf) != 1 && inet_pton(AF_INET6, addresses[i], buf) != 1) {
+			fprintf(stderr, "postern doctor: --address %s is not an IPv4 or IPv6 address\n", addresses[i]);
+			return 2;
+		}
+	}
+	if ((rc = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt)))
+		return rc;
+	if (!domain && cfg && cfg->ndomains)
+		domain = cfg->domains[0];
+	if (!hostname && cfg)
+		hostname = cfg->hostname;
+	if (!domain || !hostname) {
+		fprintf(stderr, "postern doctor: give the domain (and --hostname) or a configuration with [server] "
+				"domains and hostname\n");
+		config_free(cfg);
+		return 2;
+	}
+	if (dmarc_domain_normalize(domain, dom, sizeof dom, why, sizeof why) < 0) {
+		fprintf(stderr, "postern doctor: %s is not a domain: %s\n", domain, why);
+		config_free(cfg);
+		return 2;
+	}
+	base = event_base_new();
+	dns = dns_new(base, &dopt, err, sizeof err);
+	if (!dns) {
+		fprintf(stderr, "postern doctor: %s\n", err);
+		event_base_free(base);
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/state.db", cfg->data_dir);
+		if (access(path, R_OK) == 0)
+			st = store_open(cfg->data_dir, err, sizeof err);
+	}
+	o.domain = dom;
+	o.hostname = hostname;
+	o.data_dir = cfg ? cfg->data_dir : "/var/lib/postern";
+	o.addresses = addresses;
+	o.naddresses = naddr;
+	o.our_domains = cfg ? (const char *const *)cfg->domains : (const char *const *)&o.domain;
+	o.nour_domains = cfg ? cfg->ndomains : 1;
+	o.store = st;
+	o.lists = lists;
+	o.nlists = nlists;
+	doctor_run(dns, &o, &r);
+	if (json)
+		print_json(&r);
+	else
+		print_human(&r);
+	rc = r.counts[DOCTOR_FAIL] ? 1 : 0;
+	doctor_report_clear(&r);
+	store_close(st);
+	dns_free(dns);
+	event_base_free(base);
+	config_free(cfg);
+	return rc;
+}

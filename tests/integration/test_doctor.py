@@ -1,0 +1,193 @@
+"""
+`postern doctor`: against a loopback DNS server serving a correct zone
+(everything passes, nothing to publish) and zones broken one way at a time
+(each gives the right verdict for the right check, with a fix), with real
+DKIM keys made by `postern dkim keygen` and a real store for the rua= check.
+"""
+import json
+import re
+
+import pytest
+
+from dnsserver import DnsServer
+
+ADDR4 = "192.0.2.10"
+ADDR6 = "2001:db8::10"
+HOST = "mx.example.test"  # the harness's [server] hostname
+DOMAIN = "example.test"
+
+
+def reverse4(a):
+    return ".".join(reversed(a.split("."))) + ".in-addr.arpa"
+
+
+def reverse6(a):
+    import ipaddress
+    return ipaddress.ip_address(a).reverse_pointer
+
+
+def good_zones(dkim_records):
+    z = {
+        DOMAIN: [("MX", (10, HOST)), ("TXT", "v=spf1 ip4:%s ip6:%s -all" % (ADDR4, ADDR6)),
+                 ("TXT", "google-site-verification=abc")],
+        HOST: [("A", ADDR4), ("AAAA", ADDR6), ("TXT", "v=spf1 a -all")],
+        reverse4(ADDR4): [("PTR", HOST)],
+        reverse6(ADDR6): [("PTR", HOST)],
+        "_dmarc." + DOMAIN: [("TXT", "v=DMARC1; p=reject; rua=mailto:demo@example.test")],
+        "_mta-sts." + DOMAIN: [("TXT", "v=STSv1; id=20261130")],
+        "_smtp._tls." + DOMAIN: [("TXT", "v=TLSRPTv1; rua=mailto:demo@example.test")],
+    }
+    for name, text in dkim_records.items():
+        z[name] = [("TXT", [text[i:i + 255] for i in range(0, len(text), 255)])]
+    return z
+
+
+@pytest.fixture
+def site(postern_factory):
+    """A configured postern (not running) with two DKIM keys and the
+    mailbox demo@example.test; returns (postern, {record name: text})."""
+    pt = postern_factory(start=False)
+    records = {}
+    for sel, alg in (("rsa1", "rsa"), ("ed1", "ed25519")):
+        p = pt.cli("dkim", "keygen", "--domain", DOMAIN, "--selector", sel, "--algorithm", alg)
+        assert p.returncode == 0, p.stderr
+        m = re.search(r"^(\S+)\. IN TXT \((.*)\)", p.stdout, re.M | re.S)
+        assert m, p.stdout
+        records[m.group(1)] = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+    return pt, records
+
+
+def doctor(pt, dns, *args):
+    p = pt.cli("doctor", "--resolver", dns.address, "--dns-timeout", "2s", "--json", *args)
+    assert p.returncode in (0, 1), "rc=%d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
+    out = json.loads(p.stdout)
+    assert (p.returncode == 1) == (out["summary"]["fail"] > 0), p.stdout
+    return out
+
+
+def verdicts(out, prefix):
+    return [c for c in out["checks"] if c["check"] == prefix or c["check"].startswith(prefix + " ")]
+
+
+def test_correct_zone_passes_everything(build, site):
+    pt, records = site
+    with DnsServer(good_zones(records)) as dns:
+        out = doctor(pt, dns, "--address", ADDR4, "--address", ADDR6)
+    bad = [c for c in out["checks"] if c["status"] != "pass"]
+    assert bad == [], json.dumps(bad, indent=1)
+    assert out["publish"] == []
+    assert out["domain"] == DOMAIN and out["hostname"] == HOST
+    names = {c["check"] for c in out["checks"]}
+    for want in ("mx", "host", "ptr " + ADDR4, "ptr " + ADDR6, "spf", "spf helo", "dkim rsa1", "dkim ed1",
+                 "dmarc", "dmarc rua", "mta-sts", "tls-rpt"):
+        assert want in names, names
+    # Without --address, the host's own A/AAAA records are the addresses.
+    with DnsServer(good_zones(records)) as dns:
+        out = doctor(pt, dns)
+    assert out["addresses"] == [ADDR4, ADDR6]
+
+
+def test_human_output_has_fixes_and_records(build, site):
+    pt, records = site
+    z = good_zones(records)
+    del z["_dmarc." + DOMAIN]
+    with DnsServer(z) as dns:
+        p = pt.cli("doctor", "--resolver", dns.address, "--address", ADDR4)
+    assert p.returncode == 1
+    assert re.search(r"FAIL\s+dmarc\s", p.stdout), p.stdout
+    assert "Records to publish" in p.stdout
+    assert '_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine; rua=mailto:' in p.stdout
+
+
+BROKEN = [
+    # (what is broken, change to the zone, check, status, text in the detail)
+    ("no MX", lambda z: z[DOMAIN].remove(("MX", (10, HOST))), "mx", "fail", "no MX"),
+    ("MX elsewhere", lambda z: z[DOMAIN].__setitem__(0, ("MX", (10, "mx.other.test"))), "mx", "warn",
+     "does not name this host"),
+    ("null MX", lambda z: z[DOMAIN].__setitem__(0, ("MX", (0, ""))), "mx", "fail", "null MX"),
+    ("no PTR", lambda z: z.pop(reverse4(ADDR4)), "ptr " + ADDR4, "fail", "no PTR"),
+    ("PTR not confirmed", lambda z: z.__setitem__(reverse4(ADDR4), [("PTR", "nowhere.test")]), "ptr " + ADDR4,
+     "fail", "not forward-confirmed"),
+    ("PTR other name", lambda z: (z.__setitem__(reverse4(ADDR4), [("PTR", "host.other.test")]),
+                                  z.__setitem__("host.other.test", [("A", ADDR4)])),
+     "ptr " + ADDR4, "warn", "HELO"),
+    ("no SPF", lambda z: z[DOMAIN].remove(("TXT", "v=spf1 ip4:%s ip6:%s -all" % (ADDR4, ADDR6))), "spf", "fail",
+     "no SPF record"),
+    ("two SPF", lambda z: z[DOMAIN].append(("TXT", "v=spf1 -all")), "spf", "fail", "2 SPF records"),
+    ("invalid SPF", lambda z: z.__setitem__(DOMAIN, [("MX", (10, HOST)), ("TXT", "v=spf1 ip4:300.1.1.1 -all")]),
+     "spf", "fail", "invalid"),
+    ("SPF without us", lambda z: z.__setitem__(DOMAIN, [("MX", (10, HOST)), ("TXT", "v=spf1 ip4:198.51.100.1 -all")]),
+     "spf", "fail", "does not authorise"),
+    ("SPF over 10 lookups", lambda z: (
+        z.__setitem__(DOMAIN, [("MX", (10, HOST)), ("TXT", "v=spf1 " + " ".join("a:h%d.example.test" % i
+                                                                                for i in range(11)) + " -all")])),
+     "spf", "fail", "permerror"),
+    ("SPF timeout", lambda z: z.__setitem__(DOMAIN, [("MX", (10, HOST)), ("TIMEOUT", "TXT")]), "spf", "warn",
+     "failed"),
+    ("DKIM missing", lambda z: z.pop("rsa1._domainkey." + DOMAIN), "dkim rsa1", "fail", "not published"),
+    ("DKIM mismatch", lambda z: z.__setitem__("ed1._domainkey." + DOMAIN,
+                                              [("TXT", "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")]),
+     "dkim ed1", "fail", "does not match"),
+    ("no DMARC", lambda z: z.pop("_dmarc." + DOMAIN), "dmarc", "fail", "no DMARC record"),
+    ("DMARC p=none", lambda z: z.__setitem__("_dmarc." + DOMAIN, [("TXT", "v=DMARC1; p=none; rua=mailto:demo@example.test")]),
+     "dmarc", "warn", "p=none"),
+    ("DMARC rua to nobody", lambda z: z.__setitem__("_dmarc." + DOMAIN,
+                                                    [("TXT", "v=DMARC1; p=reject; rua=mailto:nobody@example.test")]),
+     "dmarc rua", "fail", "no mailbox"),
+    ("DMARC rua elsewhere, unauthorised", lambda z: z.__setitem__(
+        "_dmarc." + DOMAIN, [("TXT", "v=DMARC1; p=reject; rua=mailto:r@reports.test")]),
+     "dmarc rua", "fail", "does not authorise"),
+    ("no MTA-STS", lambda z: z.pop("_mta-sts." + DOMAIN), "mta-sts", "warn", "no MTA-STS"),
+    ("no TLS-RPT", lambda z: z.pop("_smtp._tls." + DOMAIN), "tls-rpt", "warn", "no TLS-RPT"),
+]
+
+
+@pytest.mark.parametrize("what,change,check,status,text", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_records(build, site, what, change, check, status, text):
+    pt, records = site
+    z = good_zones(records)
+    change(z)
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    got = verdicts(out, check)
+    assert got, "no verdict for %s: %s" % (check, json.dumps(out["checks"], indent=1))
+    assert any(c["status"] == status and text in c["detail"] for c in got), json.dumps(got, indent=1)
+    if status != "pass":
+        assert all(c["fix"] for c in got if c["status"] == status)
+    # Only what was broken is reported as broken.
+    others = [c for c in out["checks"] if c["status"] != "pass" and not c["check"].startswith(check)]
+    assert others == [], json.dumps(others, indent=1)
+
+
+def test_external_rua_authorised(build, site):
+    pt, records = site
+    z = good_zones(records)
+    z["_dmarc." + DOMAIN] = [("TXT", "v=DMARC1; p=reject; rua=mailto:r@reports.test")]
+    z["example.test._report._dmarc.reports.test"] = [("TXT", "v=DMARC1")]
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    assert [c["status"] for c in verdicts(out, "dmarc rua")] == ["pass"]
+
+
+def test_dns_lists(build, site):
+    pt, records = site
+    z = good_zones(records)
+    z["10.2.0.192.bl.test"] = [("A", "127.0.0.2")]
+    z["10.2.0.192.refusing.test"] = [("A", "127.255.255.254")]
+    z["10.2.0.192.wl.test"] = [("A", "127.0.10.2")]
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4, "--dnsbl", "bl.test", "--dnsbl", "clean.test",
+                     "--dnsbl", "refusing.test", "--dnswl", "wl.test")
+    by = {c["check"]: c for c in out["checks"]}
+    assert by["dnsbl bl.test"]["status"] == "fail" and "LISTED" in by["dnsbl bl.test"]["detail"]
+    assert by["dnsbl clean.test"]["status"] == "pass"
+    assert by["dnsbl refusing.test"]["status"] == "warn"
+    assert by["dnswl wl.test"]["status"] == "pass"
+
+
+def test_usage_errors(build, site):
+    pt, _ = site
+    assert pt.cli("doctor", "--address", "not-an-ip").returncode == 2
+    assert pt.cli("doctor", "--bogus").returncode == 2
+    p = pt.cli("doctor", "--help")
+    assert p.returncode == 0 and "records to publish" in p.stdout
