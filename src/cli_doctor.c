@@ -25,7 +25,7 @@
 void cli_doctor_usage(FILE *out)
 {
 	fputs("usage: postern [-c FILE] doctor [DOMAIN] [--hostname NAME] [--address IP ...]\n"
-	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...]\n"
+	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...] [--ca-file FILE]\n"
 	      "                        [--resolver ADDR[:PORT]] [--dns-timeout DURATION] [--json]\n"
 	      "\n"
 	      "Checks what receivers see of DOMAIN (default: the first of [server] domains)\n"
@@ -40,7 +40,9 @@ void cli_doctor_usage(FILE *out)
 	      "  dkim      every key under DATA_DIR/dkim/DOMAIN/ is published and matches\n"
 	      "  dmarc     a DMARC record and its policy; rua= reaches a mailbox we have,\n"
 	      "            or the other domain authorises it (RFC 7489 section 7.1)\n"
-	      "  mta-sts   the _mta-sts TXT record;  tls-rpt  the _smtp._tls record\n"
+	      "  mta-sts   the _mta-sts TXT record, and the policy fetched over HTTPS\n"
+	      "            (RFC 8461): valid, and its mx: lines cover every MX\n"
+	      "  tls-rpt   the _smtp._tls TXT record (RFC 8460)\n"
 	      "  dnsbl     each address on the DNS block lists (and allow lists)\n"
 	      "\n"
 	      "Then the records to publish, as zone-file lines.\n"
@@ -50,6 +52,8 @@ void cli_doctor_usage(FILE *out)
 	      "                    host name's A and AAAA records)\n"
 	      "  --dnsbl ZONE      a DNS block list to check the addresses on (repeatable)\n"
 	      "  --dnswl ZONE      a DNS allow list (repeatable)\n"
+	      "  --ca-file FILE    CA certificates for fetching the MTA-STS policy (default:\n"
+	      "                    the system's)\n"
 	      "  --resolver ADDR   DNS resolver(s), overriding [dns] resolver\n"
 	      "  --dns-timeout D   time allowed for one DNS query\n"
 	      "  --json            machine-readable output\n"
@@ -134,7 +138,8 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = !strcmp(a, "--hostname") || !strcmp(a, "--address") || !strcmp(a, "--dnsbl") ||
-			    !strcmp(a, "--dnswl") || !strcmp(a, "--resolver") || !strcmp(a, "--dns-timeout");
+			    !strcmp(a, "--dnswl") || !strcmp(a, "--resolver") || !strcmp(a, "--dns-timeout") ||
+			    !strcmp(a, "--ca-file");
 		if (takes && !v) {
 			fprintf(stderr, "postern doctor: %s needs a value\n", a);
 			return 2;
@@ -157,6 +162,8 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 			lists[nlists].zone = v;
 			lists[nlists++].allow = !strcmp(a, "--dnswl");
 			i++;
+		} else if (!strcmp(a, "--ca-file")) {
+			o.ca_file = v, i++;
 		} else if (!strcmp(a, "--resolver")) {
 			da.resolver = v, i++;
 		} else if (!strcmp(a, "--dns-timeout")) {

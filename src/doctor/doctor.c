@@ -28,6 +28,7 @@
 #include "auth/dkim.h"
 #include "auth/dmarc.h"
 #include "auth/spf.h"
+#include "deliver/mtasts.h"
 #include "dns/dns.h"
 #include "lib/util.h"
 #include "store/store.h"
@@ -699,8 +700,9 @@ static void check_dmarc(struct dns *dns, const struct doctor_options *o, struct 
 	answer_clear(&q);
 }
 
-/* A record that only needs to exist and start right (MTA-STS, TLS-RPT). */
-static void check_simple_txt(struct dns *dns, struct doctor_report *r, const char *check, const char *owner,
+/* A record that only needs to exist and start right (MTA-STS, TLS-RPT).
+ * 1 when there is exactly one. */
+static int check_simple_txt(struct dns *dns, struct doctor_report *r, const char *check, const char *owner,
 			     const char *prefix, const char *suggest, const char *missing_why)
 {
 	struct answer q;
@@ -709,7 +711,15 @@ static void check_simple_txt(struct dns *dns, struct doctor_report *r, const cha
 	lookup(dns, owner, DNS_T_TXT, &q);
 	n = txt_with_prefix(&q, prefix, texts, 2);
 	if (n == 1) {
-		add(r, check, DOCTOR_PASS, NULL, "%s: \"%s\"", owner, texts[0]);
+		char id[MTASTS_ID_MAX + 1], why[128];
+		if (!strcmp(check, "mta-sts") && mtasts_record_parse(texts[0], strlen(texts[0]), id, sizeof id, why,
+								     sizeof why) < 0) {
+			add(r, check, DOCTOR_FAIL, fmt("publish: %s. IN TXT \"%s\"", owner, suggest),
+			    "%s is invalid: %s (\"%s\")", owner, why, texts[0]);
+			n = 2; /* not usable */
+		} else {
+			add(r, check, DOCTOR_PASS, NULL, "%s: \"%s\"", owner, texts[0]);
+		}
 	} else if (n > 1) {
 		add(r, check, DOCTOR_FAIL, xstrdup("keep exactly one record"), "%s has %zu %s records", owner, n, prefix);
 	} else if (q.status == DNS_TEMPFAIL || q.status == DNS_TIMEOUT) {
@@ -720,8 +730,75 @@ static void check_simple_txt(struct dns *dns, struct doctor_report *r, const cha
 		add(r, check, DOCTOR_WARN, fmt("publish: %s", line), "%s", missing_why);
 		publish(r, line);
 	}
-	free_texts(texts, n, 2);
+	free_texts(texts, n < 2 ? n : 2, 2);
 	answer_clear(&q);
+	return n == 1;
+}
+
+/* The policy file behind the _mta-sts record (RFC 8461 3.3): fetched over
+ * HTTPS from the address our resolver gives, parsed, and its mx: patterns
+ * compared with the domain's MX hosts. */
+static void check_mtasts_policy(struct dns *dns, const struct doctor_options *o, struct doctor_report *r)
+{
+	char host[300], why[256];
+	char *addrs[DOCTOR_MAX_ADDRESSES], *body = NULL;
+	size_t naddrs, len = 0;
+	int failed;
+	struct mtasts_policy p;
+	struct answer q;
+
+	snprintf(host, sizeof host, "mta-sts.%s", o->domain);
+	naddrs = host_addresses(dns, host, addrs, DOCTOR_MAX_ADDRESSES, &failed);
+	if (naddrs == 0) {
+		add(r, "mta-sts policy", DOCTOR_FAIL,
+		    fmt("publish an A record for %s and serve the policy there over HTTPS, or remove the _mta-sts record",
+			host),
+		    "%s has no address: senders cannot fetch the policy", host);
+		return;
+	}
+	if (mtasts_fetch(o->domain, addrs[0], o->ca_file, 10000, &body, &len, why, sizeof why) < 0) {
+		add(r, "mta-sts policy", DOCTOR_FAIL,
+		    fmt("serve the policy at https://%s/.well-known/mta-sts.txt with a certificate valid for %s", host,
+			host),
+		    "cannot fetch the policy: %s", why);
+		goto out;
+	}
+	if (mtasts_policy_parse(body, len, &p, why, sizeof why) < 0) {
+		add(r, "mta-sts policy", DOCTOR_FAIL,
+		    fmt("serve a valid policy, e.g.: version: STSv1 / mode: enforce / mx: %s / max_age: 604800",
+			o->hostname),
+		    "the policy at https://%s/.well-known/mta-sts.txt is invalid: %s", host, why);
+		goto out;
+	}
+	lookup(dns, o->domain, DNS_T_MX, &q);
+	{
+		int all = 1;
+		char missing[300] = "";
+		for (size_t i = 0; q.status == DNS_ANSWER && i < q.a.nrrs; i++) {
+			const struct dns_rr *rr = &q.a.rrs[i];
+			if (rr->type == DNS_T_MX && rr->name && *rr->name && !mtasts_mx_match(&p, rr->name)) {
+				all = 0;
+				snprintf(missing, sizeof missing, "%s", rr->name);
+			}
+		}
+		if (p.mode != MTASTS_NONE && !all)
+			add(r, "mta-sts policy", p.mode == MTASTS_ENFORCE ? DOCTOR_FAIL : DOCTOR_WARN,
+			    fmt("add \"mx: %s\" to the policy (and change the id= of the _mta-sts record)", missing),
+			    "mode %s, but the MX host %s is not in the policy's mx: lines: senders %s", mtasts_mode_name(p.mode),
+			    missing, p.mode == MTASTS_ENFORCE ? "will refuse to deliver to it" : "report failures");
+		else if (p.mode == MTASTS_ENFORCE)
+			add(r, "mta-sts policy", DOCTOR_PASS, NULL, "mode enforce, max_age %u, covers every MX", p.max_age);
+		else
+			add(r, "mta-sts policy", DOCTOR_WARN,
+			    xstrdup("once TLS reports show no failures, switch to mode: enforce (and change the id=)"),
+			    "mode %s: senders do not enforce TLS yet", mtasts_mode_name(p.mode));
+	}
+	answer_clear(&q);
+	mtasts_policy_clear(&p);
+out:
+	free(body);
+	for (size_t i = 0; i < naddrs; i++)
+		free(addrs[i]);
 }
 
 static void check_lists(struct dns *dns, const struct doctor_options *o, struct doctor_report *r)
@@ -805,9 +882,10 @@ void doctor_run(struct dns *dns, const struct doctor_options *o, struct doctor_r
 		gmtime_r(&now, &tm);
 		strftime(stsid, sizeof stsid, "v=STSv1; id=%Y%m%d%H%M%S", &tm);
 	}
-	check_simple_txt(dns, r, "mta-sts", owner, "v=STSv1", stsid,
-			 "no MTA-STS record: senders may deliver to you without TLS if an attacker strips it "
-			 "(also serve https://mta-sts.<domain>/.well-known/mta-sts.txt)");
+	if (check_simple_txt(dns, r, "mta-sts", owner, "v=STSv1", stsid,
+			     "no MTA-STS record: senders may deliver to you without TLS if an attacker strips it "
+			     "(also serve https://mta-sts.<domain>/.well-known/mta-sts.txt)"))
+		check_mtasts_policy(dns, o, r);
 	snprintf(owner, sizeof owner, "_smtp._tls.%s", o->domain);
 	suggest = o->tls_rua ? fmt("v=TLSRPTv1; rua=mailto:%s", o->tls_rua)
 			     : fmt("v=TLSRPTv1; rua=mailto:postmaster@%s", o->domain);

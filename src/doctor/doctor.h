@@ -60,6 +60,7 @@ struct doctor_options {
 	const char *tls_rua;    /* the same for TLS reports, or NULL */
 	const struct doctor_list *lists;
 	size_t nlists;
+	const char *ca_file; /* CAs for the MTA-STS policy fetch; NULL: the system's */
 };
 
 /* Runs every check. The report is the caller's (doctor_report_clear). */

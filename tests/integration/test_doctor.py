@@ -5,11 +5,15 @@
 DKIM keys made by `postern dkim keygen` and a real store for the rua= check.
 """
 import json
+import random
 import re
+import socket
 
 import pytest
 
 from dnsserver import DnsServer
+from httpsserver import HttpsServer, TestCA
+from posterntest import make_workdir
 
 ADDR4 = "192.0.2.10"
 ADDR6 = "2001:db8::10"
@@ -26,6 +30,54 @@ def reverse6(a):
     return ipaddress.ip_address(a).reverse_pointer
 
 
+GOOD_POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 604800\r\n"
+POLICY_PATH = "/.well-known/mta-sts.txt"
+
+
+def free_loopback_443():
+    """A loopback address whose port 443 is free (we run as root)."""
+    for _ in range(50):
+        addr = "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
+        s = socket.socket()
+        try:
+            s.bind((addr, 443))
+            return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free loopback address with port 443")
+
+
+@pytest.fixture(scope="module")
+def sts():
+    """An HTTPS server for mta-sts.example.test under a test CA; its policy
+    is sts.policy (status, body, headers), changeable per test."""
+    d = make_workdir("postern-sts-")
+    ca = TestCA(d / "ca")
+    cert, key = ca.issue(d, ["mta-sts." + DOMAIN])
+    addr = free_loopback_443()
+
+    class State:
+        pass
+    st = State()
+    st.ca, st.addr, st.dir = ca, addr, d
+    st.policy = (200, GOOD_POLICY, {"Content-Type": "text/plain"})
+    with HttpsServer(addr, 443, cert, key, {POLICY_PATH: lambda host, path: st.policy}) as srv:
+        st.server = srv
+        yield st
+
+
+@pytest.fixture(autouse=True)
+def reset_policy(request):
+    if "sts" in request.fixturenames:
+        st = request.getfixturevalue("sts")
+        st.policy = (200, GOOD_POLICY, {"Content-Type": "text/plain"})
+
+
+STS_ADDR = {}
+
+
 def good_zones(dkim_records):
     z = {
         DOMAIN: [("MX", (10, HOST)), ("TXT", "v=spf1 ip4:%s ip6:%s -all" % (ADDR4, ADDR6)),
@@ -39,13 +91,17 @@ def good_zones(dkim_records):
     }
     for name, text in dkim_records.items():
         z[name] = [("TXT", [text[i:i + 255] for i in range(0, len(text), 255)])]
+    if "addr" in STS_ADDR:
+        z["mta-sts." + DOMAIN] = [("A", STS_ADDR["addr"])]
     return z
 
 
 @pytest.fixture
-def site(postern_factory):
+def site(postern_factory, sts):
     """A configured postern (not running) with two DKIM keys and the
     mailbox demo@example.test; returns (postern, {record name: text})."""
+    STS_ADDR["addr"] = sts.addr
+    STS_ADDR["ca"] = str(sts.ca.cert_path)
     pt = postern_factory(start=False)
     records = {}
     for sel, alg in (("rsa1", "rsa"), ("ed1", "ed25519")):
@@ -58,7 +114,8 @@ def site(postern_factory):
 
 
 def doctor(pt, dns, *args):
-    p = pt.cli("doctor", "--resolver", dns.address, "--dns-timeout", "2s", "--json", *args)
+    p = pt.cli("doctor", "--resolver", dns.address, "--dns-timeout", "2s", "--ca-file", STS_ADDR["ca"], "--json",
+               *args)
     assert p.returncode in (0, 1), "rc=%d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
     out = json.loads(p.stdout)
     assert (p.returncode == 1) == (out["summary"]["fail"] > 0), p.stdout
@@ -79,7 +136,7 @@ def test_correct_zone_passes_everything(build, site):
     assert out["domain"] == DOMAIN and out["hostname"] == HOST
     names = {c["check"] for c in out["checks"]}
     for want in ("mx", "host", "ptr " + ADDR4, "ptr " + ADDR6, "spf", "spf helo", "dkim rsa1", "dkim ed1",
-                 "dmarc", "dmarc rua", "mta-sts", "tls-rpt"):
+                 "dmarc", "dmarc rua", "mta-sts", "mta-sts policy", "tls-rpt"):
         assert want in names, names
     # Without --address, the host's own A/AAAA records are the addresses.
     with DnsServer(good_zones(records)) as dns:
@@ -92,7 +149,7 @@ def test_human_output_has_fixes_and_records(build, site):
     z = good_zones(records)
     del z["_dmarc." + DOMAIN]
     with DnsServer(z) as dns:
-        p = pt.cli("doctor", "--resolver", dns.address, "--address", ADDR4)
+        p = pt.cli("doctor", "--resolver", dns.address, "--address", ADDR4, "--ca-file", STS_ADDR["ca"])
     assert p.returncode == 1
     assert re.search(r"FAIL\s+dmarc\s", p.stdout), p.stdout
     assert "Records to publish" in p.stdout
@@ -155,7 +212,10 @@ def test_broken_records(build, site, what, change, check, status, text):
     if status != "pass":
         assert all(c["fix"] for c in got if c["status"] == status)
     # Only what was broken is reported as broken.
-    others = [c for c in out["checks"] if c["status"] != "pass" and not c["check"].startswith(check)]
+    # (An MX elsewhere is also outside the MTA-STS policy: rightly reported.)
+    also = ("mta-sts policy",) if what == "MX elsewhere" else ()
+    others = [c for c in out["checks"]
+              if c["status"] != "pass" and not c["check"].startswith(check) and c["check"] not in also]
     assert others == [], json.dumps(others, indent=1)
 
 
@@ -191,3 +251,39 @@ def test_usage_errors(build, site):
     assert pt.cli("doctor", "--bogus").returncode == 2
     p = pt.cli("doctor", "--help")
     assert p.returncode == 0 and "records to publish" in p.stdout
+
+
+STS_CASES = [
+    ("policy missing", (404, b"no\n", {}), "fail", "HTTP 404"),
+    ("redirect", (302, b"", {"Location": "https://elsewhere.test/p"}), "fail", "redirect"),
+    ("invalid policy", (200, b"<html>hello</html>", {}), "fail", "invalid"),
+    ("MX not covered", (200, b"version: STSv1\nmode: enforce\nmx: other.example.test\nmax_age: 86400\n", {}),
+     "fail", "not in the policy"),
+    ("testing mode", (200, b"version: STSv1\nmode: testing\nmx: *.example.test\nmax_age: 86400\n", {}),
+     "warn", "mode testing"),
+    ("too large", (200, b"version: STSv1\n" + b"x: y\n" * 20000, {}), "fail", "larger than 64 KiB"),
+]
+
+
+@pytest.mark.parametrize("what,policy,status,text", STS_CASES, ids=[c[0] for c in STS_CASES])
+def test_mtasts_policy(build, site, sts, what, policy, status, text):
+    pt, records = site
+    sts.policy = policy
+    with DnsServer(good_zones(records)) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    got = verdicts(out, "mta-sts policy")
+    assert len(got) == 1 and got[0]["status"] == status and text in got[0]["detail"], json.dumps(got, indent=1)
+    assert got[0]["fix"]
+    assert sts.server.requests[-1] == ("mta-sts." + DOMAIN, POLICY_PATH)
+
+
+def test_mtasts_certificate_for_another_name_is_refused(build, site, sts):
+    pt, records = site
+    cert, key = sts.ca.issue(sts.dir, ["wrong.example.test"])
+    addr = free_loopback_443()
+    z = good_zones(records)
+    z["mta-sts." + DOMAIN] = [("A", addr)]
+    with HttpsServer(addr, 443, cert, key, {POLICY_PATH: (200, GOOD_POLICY, {})}), DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    got = verdicts(out, "mta-sts policy")
+    assert got[0]["status"] == "fail" and "cannot fetch" in got[0]["detail"], got
