@@ -69,7 +69,7 @@ demo:
 
 # libFuzzer targets (clang): build-fuzz/fuzz_cmd, fuzz_data, fuzz_ini.
 FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts
-FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c
+FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/dns/batch.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)

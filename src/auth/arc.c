@@ -37,7 +37,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/event.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -46,6 +45,7 @@
 #include <openssl/rsa.h>
 
 #include "auth/authres.h"
+#include "dns/batch.h"
 #include "lib/util.h"
 
 const char *arc_cv_name(enum arc_cv cv)
@@ -1087,82 +1087,41 @@ void arc_result_authres(const struct arc_result *r, char *out, size_t outsize)
 
 /* ---- the asynchronous driver ------------------------------------------- */
 
-struct arc_query {
-	struct arc_job *job;
-	size_t key;
-	uint64_t qid; /* 0 once answered */
-};
-
 struct arc_job {
-	struct dns *dns;
+	struct dns_batch *batch;
 	struct arc_verifier *v;
 	arc_done_cb cb;
 	void *arg;
-	struct arc_query *queries;
-	size_t nqueries, outstanding;
-	struct event *later;
 };
 
-static void job_free(struct arc_job *job)
+static void on_key(void *owner, size_t key, const struct dns_result *res)
 {
-	free(job->queries);
-	if (job->later)
-		event_free(job->later);
-	free(job);
+	struct arc_job *job = owner;
+	arc_verifier_key_answer(job->v, key, res->status, res->answer);
 }
 
-static void job_finish(evutil_socket_t fd, short what, void *arg)
+static void job_finish(void *owner)
 {
-	struct arc_job *job = arg;
+	struct arc_job *job = owner;
 	arc_done_cb cb = job->cb;
 	void *cbarg = job->arg;
 	struct arc_verifier *v = job->v;
-	(void)fd;
-	(void)what;
-	job_free(job);
+	dns_batch_free(job->batch);
+	free(job);
 	cb(cbarg, v);
-}
-
-static void on_key(void *arg, const struct dns_result *res)
-{
-	struct arc_query *q = arg;
-	struct arc_job *job = q->job;
-	q->qid = 0;
-	arc_verifier_key_answer(job->v, q->key, res->status, res->answer);
-	if (--job->outstanding == 0)
-		job_finish(-1, 0, job);
 }
 
 struct arc_job *arc_verify_async(struct dns *dns, struct arc_verifier *v, arc_done_cb cb, void *arg)
 {
 	struct arc_job *job = xcalloc(1, sizeof *job);
-	job->dns = dns;
 	job->v = v;
 	job->cb = cb;
 	job->arg = arg;
+	job->batch = dns_batch_new(dns, on_key, job_finish, job);
 	for (size_t k = 0; k < v->nkeys; k++)
 		if (!v->keys[k].answered)
-			job->nqueries++;
-	job->queries = xcalloc(job->nqueries ? job->nqueries : 1, sizeof *job->queries);
-	job->outstanding = job->nqueries;
-	if (job->nqueries == 0) {
-		struct timeval zero = { 0, 0 };
-		job->later = evtimer_new(dns_event_base(dns), job_finish, job);
-		evtimer_add(job->later, &zero);
-		return job;
-	}
-	for (size_t k = 0, q = 0; k < v->nkeys; k++) {
-		if (v->keys[k].answered)
-			continue;
-		job->queries[q].job = job;
-		job->queries[q].key = k;
-		q++;
-	}
-	/* Started only once the table is complete: an answer from our cache
-	 * still arrives through the loop, never inside dns_query(). */
-	for (size_t q = 0; q < job->nqueries; q++)
-		job->queries[q].qid = dns_query(dns, v->keys[job->queries[q].key].name, DNS_T_TXT, on_key,
-						&job->queries[q]);
+			dns_batch_ask(job->batch, v->keys[k].name, DNS_T_TXT, k);
+	dns_batch_wait(job->batch);
 	return job;
 }
 
@@ -1170,10 +1129,8 @@ void arc_job_cancel(struct arc_job *job)
 {
 	if (!job)
 		return;
-	for (size_t i = 0; i < job->nqueries; i++)
-		if (job->queries[i].qid)
-			dns_cancel(job->dns, job->queries[i].qid);
-	job_free(job);
+	dns_batch_free(job->batch);
+	free(job);
 }
 
 /* ---- sealing keys --------------------------------------------------------- */

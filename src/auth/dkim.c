@@ -28,13 +28,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "dns/batch.h"
 #include "lib/util.h"
 
 const char *dkim_result_name(enum dkim_result r)
@@ -1091,65 +1091,54 @@ void dkim_verifier_free(struct dkim_verifier *v)
 
 /* ---- the asynchronous driver --------------------------------------------- */
 
+/* One question per distinct key name; its answer goes to every signature
+ * that named it. */
 struct dkim_query {
-	struct dkim_job *job;
 	char *name;
-	uint64_t qid; /* 0 once answered */
 	size_t *sigs;
 	size_t nsigs;
 };
 
 struct dkim_job {
-	struct dns *dns;
+	struct dns_batch *batch;
 	struct dkim_verifier *v;
 	dkim_done_cb cb;
 	void *arg;
-	struct dkim_query **queries;
+	struct dkim_query *queries;
 	size_t nqueries;
-	size_t outstanding;
-	struct event *later;
 };
 
 static void job_free(struct dkim_job *job)
 {
+	dns_batch_free(job->batch);
 	for (size_t i = 0; i < job->nqueries; i++) {
-		free(job->queries[i]->name);
-		free(job->queries[i]->sigs);
-		free(job->queries[i]);
+		free(job->queries[i].name);
+		free(job->queries[i].sigs);
 	}
 	free(job->queries);
-	if (job->later)
-		event_free(job->later);
 	free(job);
 }
 
-static void job_finish(evutil_socket_t fd, short what, void *arg)
+static void on_key(void *owner, size_t k, const struct dns_result *res)
 {
-	struct dkim_job *job = arg;
+	struct dkim_job *job = owner;
+	for (size_t i = 0; i < job->queries[k].nsigs; i++)
+		dkim_verifier_key_answer(job->v, job->queries[k].sigs[i], res->status, res->answer);
+}
+
+static void job_finish(void *owner)
+{
+	struct dkim_job *job = owner;
 	dkim_done_cb cb = job->cb;
 	void *cbarg = job->arg;
 	struct dkim_verifier *v = job->v;
-	(void)fd;
-	(void)what;
 	job_free(job);
 	cb(cbarg, v);
-}
-
-static void on_key(void *arg, const struct dns_result *res)
-{
-	struct dkim_query *q = arg;
-	struct dkim_job *job = q->job;
-	q->qid = 0;
-	for (size_t i = 0; i < q->nsigs; i++)
-		dkim_verifier_key_answer(job->v, q->sigs[i], res->status, res->answer);
-	if (--job->outstanding == 0)
-		job_finish(-1, 0, job);
 }
 
 struct dkim_job *dkim_verify_async(struct dns *dns, struct dkim_verifier *v, dkim_done_cb cb, void *arg)
 {
 	struct dkim_job *job = xcalloc(1, sizeof *job);
-	job->dns = dns;
 	job->v = v;
 	job->cb = cb;
 	job->arg = arg;
@@ -1158,37 +1147,29 @@ struct dkim_job *dkim_verify_async(struct dns *dns, struct dkim_verifier *v, dki
 		struct dkim_query *q = NULL;
 		if (!name)
 			continue;
-		for (size_t k = 0; k < job->nqueries; k++)
-			if (!strcasecmp(job->queries[k]->name, name))
-				q = job->queries[k];
+		for (size_t k = 0; k < job->nqueries && !q; k++)
+			if (!strcasecmp(job->queries[k].name, name))
+				q = &job->queries[k];
 		if (!q) {
-			q = xcalloc(1, sizeof *q);
-			q->job = job;
-			q->name = xstrdup(name);
 			job->queries = xrealloc(job->queries, (job->nqueries + 1) * sizeof *job->queries);
-			job->queries[job->nqueries++] = q;
+			q = &job->queries[job->nqueries++];
+			q->name = xstrdup(name);
+			q->sigs = NULL;
+			q->nsigs = 0;
 		}
 		q->sigs = xrealloc(q->sigs, (q->nsigs + 1) * sizeof *q->sigs);
 		q->sigs[q->nsigs++] = i;
 	}
-	job->outstanding = job->nqueries;
-	if (job->nqueries == 0) {
-		struct timeval zero = { 0, 0 };
-		job->later = evtimer_new(dns_event_base(dns), job_finish, job);
-		evtimer_add(job->later, &zero);
-		return job;
-	}
+	/* Asked only once the table is complete (it moves while it grows). */
+	job->batch = dns_batch_new(dns, on_key, job_finish, job);
 	for (size_t k = 0; k < job->nqueries; k++)
-		job->queries[k]->qid = dns_query(dns, job->queries[k]->name, DNS_T_TXT, on_key, job->queries[k]);
+		dns_batch_ask(job->batch, job->queries[k].name, DNS_T_TXT, k);
+	dns_batch_wait(job->batch);
 	return job;
 }
 
 void dkim_job_cancel(struct dkim_job *job)
 {
-	if (!job)
-		return;
-	for (size_t i = 0; i < job->nqueries; i++)
-		if (job->queries[i]->qid)
-			dns_cancel(job->dns, job->queries[i]->qid);
-	job_free(job);
+	if (job)
+		job_free(job);
 }

@@ -26,9 +26,9 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include <event2/event.h>
 #include <libpsl.h>
 
+#include "dns/batch.h"
 #include "lib/util.h"
 
 const char *dmarc_result_name(enum dmarc_result r)
@@ -1651,78 +1651,60 @@ void dmarc_eval_free(struct dmarc_eval *e)
 
 /* ---- the asynchronous driver ---------------------------------------------- */
 
+/* The same design as SPF's driver (spf.c): replay, answering from our
+ * cache where it can, ask DNS for the rest, replay when all is in. */
 struct dmarc_job {
-	struct dns *dns;
+	struct dns_batch *batch;
 	struct dmarc_eval *e;
 	dmarc_done_cb cb;
 	void *arg;
-	uint64_t *qids; /* per lookup: the DNS query in flight, or 0 */
-	size_t nqids;
-	size_t outstanding;
-	struct event *later; /* reports the result from the loop */
+	int finished;
 };
-
-struct job_query {
-	struct dmarc_job *job;
-	size_t index;
-};
-
-static void job_step(struct dmarc_job *job);
 
 static void job_free(struct dmarc_job *job)
 {
-	if (job->later)
-		event_free(job->later);
-	free(job->qids);
+	dns_batch_free(job->batch);
 	dmarc_eval_free(job->e);
 	free(job);
 }
 
-static void on_dns(void *arg, const struct dns_result *res)
+static void on_dns(void *owner, size_t i, const struct dns_result *res)
 {
-	struct job_query *jq = arg;
-	struct dmarc_job *job = jq->job;
-	size_t i = jq->index;
-	free(jq);
-	job->qids[i] = 0;
+	struct dmarc_job *job = owner;
 	dmarc_answer(job->e, i, res->status, res->answer);
-	if (--job->outstanding == 0)
-		job_step(job);
 }
 
-static void job_finish(evutil_socket_t fd, short what, void *arg)
+static size_t answer_from_cache(struct dmarc_job *job)
 {
-	struct dmarc_job *job = arg;
-	(void)fd;
-	(void)what;
-	job->cb(job->arg, job->e);
-	job_free(job);
-}
-
-static void job_step(struct dmarc_job *job)
-{
-	struct timeval zero = { 0, 0 };
-	if (dmarc_run(job->e) == DMARC_RUN_DONE) {
-		/* Through the loop, so the callback never runs inside the caller. */
-		evtimer_add(job->later, &zero);
-		return;
-	}
-	if (job->nqids < job->e->nlookups) {
-		job->qids = xrealloc(job->qids, job->e->nlookups * sizeof *job->qids);
-		memset(job->qids + job->nqids, 0, (job->e->nlookups - job->nqids) * sizeof *job->qids);
-		job->nqids = job->e->nlookups;
-	}
+	size_t n = 0;
 	for (size_t i = 0; i < job->e->nlookups; i++) {
 		const struct dmarc_lookup *l = job->e->lookups[i];
-		struct job_query *jq;
-		if (l->answered || job->qids[i])
-			continue;
-		jq = xmalloc(sizeof *jq);
-		jq->job = job;
-		jq->index = i;
-		job->outstanding++;
-		job->qids[i] = dns_query(job->dns, l->name, l->type, on_dns, jq);
+		if (!l->answered && dns_batch_cached(job->batch, l->name, l->type, i))
+			n++;
 	}
+	return n;
+}
+
+static void job_step(void *owner)
+{
+	struct dmarc_job *job = owner;
+	enum dmarc_run_status st;
+
+	if (job->finished) {
+		job->cb(job->arg, job->e);
+		job_free(job);
+		return;
+	}
+	while ((st = dmarc_run(job->e)) != DMARC_RUN_DONE && answer_from_cache(job) > 0)
+		;
+	if (st == DMARC_RUN_DONE)
+		job->finished = 1;
+	for (size_t i = 0; st != DMARC_RUN_DONE && i < job->e->nlookups; i++) {
+		const struct dmarc_lookup *l = job->e->lookups[i];
+		if (!l->answered)
+			dns_batch_ask(job->batch, l->name, l->type, i);
+	}
+	dns_batch_wait(job->batch);
 }
 
 struct dmarc_job *dmarc_check_async(struct dns *dns, const char *const *from_values, size_t nfrom,
@@ -1730,23 +1712,18 @@ struct dmarc_job *dmarc_check_async(struct dns *dns, const char *const *from_val
 				    size_t ndkim, int sample, dmarc_done_cb cb, void *arg)
 {
 	struct dmarc_job *job = xcalloc(1, sizeof *job);
-	job->dns = dns;
 	job->cb = cb;
 	job->arg = arg;
 	job->e = dmarc_eval_new(from_values, nfrom, spf_domain, spf, dkim, ndkim);
 	if (sample >= 0 && sample < 100)
 		job->e->sample = (unsigned)sample;
-	job->later = evtimer_new(dns_event_base(dns), job_finish, job);
+	job->batch = dns_batch_new(dns, on_dns, job_step, job);
 	job_step(job);
 	return job;
 }
 
 void dmarc_job_cancel(struct dmarc_job *job)
 {
-	if (!job)
-		return;
-	for (size_t i = 0; i < job->nqids; i++)
-		if (job->qids[i])
-			free(dns_cancel(job->dns, job->qids[i]));
-	job_free(job);
+	if (job)
+		job_free(job);
 }

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <stdarg.h>
 #include <time.h>
 
-#include <event2/event.h>
-
+#include "dns/batch.h"
 #include "lib/util.h"
 
 /* Internal results: the public ones plus "waiting for DNS". */
@@ -1453,51 +1453,24 @@ char *spf_received_header(const struct spf_eval *e)
 /* ---- the asynchronous driver ---------------------------------------------- */
 
 struct spf_job {
-	struct dns *dns;
+	struct dns_batch *batch;
 	struct spf_eval *e;
 	spf_done_cb cb;
 	void *arg;
-	uint64_t *qids; /* per lookup: the DNS query in flight, or 0 */
-	size_t nqids;
-	size_t outstanding;
-	struct event *later; /* to report a result that needed no DNS */
-};
-
-static void job_step(struct spf_job *job);
-
-struct job_query {
-	struct spf_job *job;
-	size_t index;
+	int finished;
 };
 
 static void job_free(struct spf_job *job)
 {
-	if (job->later)
-		event_free(job->later);
-	free(job->qids);
+	dns_batch_free(job->batch);
 	spf_eval_free(job->e);
 	free(job);
 }
 
-static void on_dns(void *arg, const struct dns_result *res)
+static void on_dns(void *owner, size_t i, const struct dns_result *res)
 {
-	struct job_query *jq = arg;
-	struct spf_job *job = jq->job;
-	size_t i = jq->index;
-	free(jq);
-	job->qids[i] = 0;
+	struct spf_job *job = owner;
 	spf_answer(job->e, i, res->status, res->answer);
-	if (--job->outstanding == 0)
-		job_step(job);
-}
-
-static void job_finish(evutil_socket_t fd, short what, void *arg)
-{
-	struct spf_job *job = arg;
-	(void)fd;
-	(void)what;
-	job->cb(job->arg, job->e);
-	job_free(job);
 }
 
 /* Answers every open question our DNS cache can; returns how many. */
@@ -1505,54 +1478,42 @@ static size_t answer_from_cache(struct spf_job *job)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < job->e->nlookups; i++) {
-		struct spf_lookup *l = job->e->lookups[i];
-		struct dns_result res;
-		if (l->answered || (i < job->nqids && job->qids[i]))
-			continue;
-		if (dns_cached(job->dns, l->name, l->type, &res)) {
-			spf_answer(job->e, i, res.status, res.answer);
+		const struct spf_lookup *l = job->e->lookups[i];
+		if (!l->answered && dns_batch_cached(job->batch, l->name, l->type, i))
 			n++;
-		}
 	}
 	return n;
 }
 
-static void job_step(struct spf_job *job)
+/* Runs when nothing is outstanding: replays, asks what is missing, and
+ * reports the result once the evaluation is done (always from the loop). */
+static void job_step(void *owner)
 {
-	struct timeval zero = { 0, 0 };
+	struct spf_job *job = owner;
 	enum spf_run_status st;
 
+	if (job->finished) {
+		job->cb(job->arg, job->e);
+		job_free(job);
+		return;
+	}
 	/* Replay while the cache alone can answer; go to DNS only for the rest. */
 	while ((st = spf_run(job->e)) == SPF_RUN_NEED_DNS && answer_from_cache(job) > 0)
 		;
-	if (st == SPF_RUN_DONE) {
-		/* Through the loop, so the callback never runs inside the caller. */
-		evtimer_add(job->later, &zero);
-		return;
-	}
-	if (job->nqids < job->e->nlookups) {
-		job->qids = xrealloc(job->qids, job->e->nlookups * sizeof *job->qids);
-		memset(job->qids + job->nqids, 0, (job->e->nlookups - job->nqids) * sizeof *job->qids);
-		job->nqids = job->e->nlookups;
-	}
-	for (size_t i = 0; i < job->e->nlookups; i++) {
+	if (st == SPF_RUN_DONE)
+		job->finished = 1;
+	for (size_t i = 0; st == SPF_RUN_NEED_DNS && i < job->e->nlookups; i++) {
 		const struct spf_lookup *l = job->e->lookups[i];
-		struct job_query *jq;
-		if (l->answered || job->qids[i])
-			continue;
-		jq = xmalloc(sizeof *jq);
-		jq->job = job;
-		jq->index = i;
-		job->outstanding++;
-		job->qids[i] = dns_query(job->dns, l->name, l->type, on_dns, jq);
+		if (!l->answered)
+			dns_batch_ask(job->batch, l->name, l->type, i);
 	}
+	dns_batch_wait(job->batch);
 }
 
 struct spf_job *spf_check_async(struct dns *dns, const char *ip, const char *sender, const char *helo,
 				const char *receiver, int identity_helo, spf_done_cb cb, void *arg)
 {
 	struct spf_job *job = xcalloc(1, sizeof *job);
-	job->dns = dns;
 	job->cb = cb;
 	job->arg = arg;
 	job->e = spf_eval_new(ip, sender, helo, receiver, identity_helo);
@@ -1560,20 +1521,13 @@ struct spf_job *spf_check_async(struct dns *dns, const char *ip, const char *sen
 		free(job);
 		return NULL;
 	}
-	job->later = evtimer_new(dns_event_base(dns), job_finish, job);
+	job->batch = dns_batch_new(dns, on_dns, job_step, job);
 	job_step(job);
 	return job;
 }
 
 void spf_job_cancel(struct spf_job *job)
 {
-	if (!job)
-		return;
-	for (size_t i = 0; i < job->nqids; i++) {
-		if (job->qids[i]) {
-			/* dns_cancel hands back the query's arg, a job_query. */
-			free(dns_cancel(job->dns, job->qids[i]));
-		}
-	}
-	job_free(job);
+	if (job)
+		job_free(job);
 }
