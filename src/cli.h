@@ -51,5 +51,9 @@ void cli_arc_usage(FILE *out);
 int cli_dns(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_dns_usage(FILE *out);
 void cli_alias_usage(FILE *out);
+/* `postern reports import|dmarc|tls` (cli_reports.c); a state command like
+ * cli_user. */
+int cli_reports(const struct config *cfg, int argc, char **argv);
+void cli_reports_usage(FILE *out);
 
 #endif

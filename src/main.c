@@ -34,6 +34,7 @@ static void usage(FILE *out)
 	      "  dkim keygen|sign|verify  DKIM keys, signing and verification\n"
 	      "  dmarc check              evaluate DMARC for a From domain\n"
 	      "  arc verify|sign          ARC chains: validate, seal\n"
+	      "  reports import|dmarc|tls DMARC aggregate and TLS reports: load, summarise\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -204,6 +205,13 @@ int main(int argc, char **argv)
 			rc = n == 1 ? 2 : 0;
 		} else {
 			rc = run_state_command(config, is_user ? cli_user : cli_alias, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "reports")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_reports_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_reports, n - 1, args + 1);
 		}
 	} else {
 		fprintf(stderr, "postern: unknown command '%s'\n\n", args[0]);
