@@ -6,7 +6,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt libunbound libpsl libcurl
+PKGS = libevent libevent_openssl libevent_pthreads openssl sqlite3 libxcrypt libunbound libpsl libcurl expat zlib libzip jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -67,15 +67,17 @@ demo:
 	$(MAKE) all
 	sh tools/demo.sh
 
-# libFuzzer targets (clang): build-fuzz/fuzz_cmd, fuzz_data, fuzz_ini.
-FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts
-FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/dns/batch.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c
+# libFuzzer targets (clang): build-fuzz/fuzz_NAME for each NAME below.
+FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts mime dmarc_xml tlsrpt unpack
+FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/dns/batch.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c \
+	src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c \
+	src/report/mime.c src/report/dmarc_xml.c src/report/tlsrpt.c src/report/unpack.c
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_SRC) -lcrypto -levent -lunbound -lpsl -lcurl
+		-o $@ $< $(FUZZ_SRC) -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson
 
 bench: all
 	bench/run

@@ -128,6 +128,19 @@ static const struct key keys[] = {
 	  "A DNS failure during SPF (temperror): record, or defer with 451 4.7.24 so the sender retries." },
 	{ "spf", "check_helo", T_ENUM, S(spf_check_helo), 0, "yes", "yes|no", 0, 0,
 	  "Also check the HELO identity (RFC 7208 section 2.3) and record it." },
+
+	{ "reports", "dmarc_address", T_LIST, S(reports_dmarc_address), 0, "", NULL, 0, 0,
+	  "Addresses that receive DMARC aggregate reports (the rua= of your DMARC record). Mail to them is delivered as usual, then its report is stored." },
+	{ "reports", "tls_address", T_LIST, S(reports_tls_address), 0, "", NULL, 0, 0,
+	  "Addresses that receive SMTP TLS reports (the rua= of your _smtp._tls record, RFC 8460)." },
+	{ "reports", "our_addresses", T_LIST, S(reports_our_addresses), 0, "", NULL, 0, 0,
+	  "IP addresses and networks (CIDR) that send your mail; `postern reports dmarc` flags other sources as not ours." },
+	{ "reports", "check_spf", T_ENUM, S(reports_check_spf), 0, "yes", "yes|no", 0, 0,
+	  "Also count a source as ours when your domain's SPF record passes it (looked up through [dns] resolver)." },
+	{ "reports", "max_size", T_SIZE, NUMERIC_RAW, S(reports_max_size), "32M", NULL, 65536, 1073741824,
+	  "Largest report accepted, after decompression; larger ones (and decompression bombs) are refused." },
+	{ "reports", "max_records", T_UINT, NUMERIC_RAW, S(reports_max_records), "100000", NULL, 1, 10000000,
+	  "Most records in one report (DMARC rows, or TLS policies plus failure details); more is refused." },
 };
 
 /* Raw text of numeric keys, indexed like keys[]. */
@@ -404,6 +417,58 @@ static size_t key_index(const char *section, const char *name)
 	abort(); /* a bug: asked for a key that is not in the table */
 }
 
+/* "192.0.2.1", "192.0.2.0/24", "2001:db8::/32". */
+static int valid_cidr(const char *s)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned char a[16];
+	int v4, v6;
+	uint64_t bits;
+	if (n >= sizeof host)
+		return 0;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	v4 = inet_pton(AF_INET, host, a) == 1;
+	v6 = !v4 && inet_pton(AF_INET6, host, a) == 1;
+	if (!v4 && !v6)
+		return 0;
+	if (!slash)
+		return 1;
+	return parse_uint(slash + 1, v4 ? 32 : 128, &bits) == 0;
+}
+
+/* [reports]: the report addresses (lower-cased, for matching recipients)
+ * and our sending addresses. */
+static void check_reports(struct loader *ld)
+{
+	struct config *c = ld->cfg;
+	const char *lists[] = { c->reports_dmarc_address, c->reports_tls_address };
+	const char *names[] = { "dmarc_address", "tls_address" };
+
+	for (size_t l = 0; l < ARRAY_LEN(lists); l++) {
+		char **items;
+		size_t n = split_list(lists[l], &items);
+		for (size_t j = 0; j < n; j++) {
+			const char *at = strchr(items[j], '@');
+			str_lower(items[j]);
+			if (!at || at == items[j] || !valid_domain(at + 1))
+				problem(ld, ld->line[key_index("reports", names[l])],
+					"%s: '%s' is not an address; write e.g. dmarc-reports@example.org", names[l], items[j]);
+			c->report_addresses = xrealloc(c->report_addresses, (c->nreport_addresses + 1) * sizeof(char *));
+			c->report_addresses[c->nreport_addresses++] = items[j];
+		}
+		free(items);
+	}
+	c->nour_addresses = split_list(c->reports_our_addresses, &c->our_addresses);
+	for (size_t j = 0; j < c->nour_addresses; j++)
+		if (!valid_cidr(c->our_addresses[j]))
+			problem(ld, ld->line[key_index("reports", "our_addresses")],
+				"our_addresses: '%s' is not an IP address or network; write e.g. 192.0.2.10, 2001:db8::/32",
+				c->our_addresses[j]);
+}
+
 static void cross_check(struct loader *ld)
 {
 	struct config *c = ld->cfg;
@@ -474,6 +539,7 @@ static void cross_check(struct loader *ld)
 				"trusted_sealers: '%s' is not a domain name; list the d= of the sealer's ARC-Seal",
 				c->trusted_sealers[t]);
 	}
+	check_reports(ld);
 	if (strlen(c->recipient_delimiter) > 1)
 		problem(ld, ld->line[key_index("server", "recipient_delimiter")],
 			"recipient_delimiter must be one character (usually +) or empty");
@@ -601,6 +667,12 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->ntrusted_sealers; i++)
 		free(c->trusted_sealers[i]);
 	free(c->trusted_sealers);
+	for (size_t i = 0; i < c->nreport_addresses; i++)
+		free(c->report_addresses[i]);
+	free(c->report_addresses);
+	for (size_t i = 0; i < c->nour_addresses; i++)
+		free(c->our_addresses[i]);
+	free(c->our_addresses);
 	for (size_t i = 0; i < c->nsmtp_listen; i++) {
 		free(c->smtp_listen[i].host);
 		free(c->smtp_listen[i].port);

@@ -78,6 +78,17 @@ struct config {
 	char *spf_enabled;
 	char *spf_on_fail, *spf_on_softfail, *spf_on_permerror, *spf_on_temperror;
 	char *spf_check_helo;
+
+	/* [reports] */
+	char *reports_dmarc_address, *reports_tls_address; /* raw lists */
+	char **report_addresses; /* both lists, lower-cased */
+	size_t nreport_addresses;
+	char *reports_our_addresses; /* raw list */
+	char **our_addresses;        /* "192.0.2.1", "2001:db8::/32" */
+	size_t nour_addresses;
+	char *reports_check_spf;
+	uint64_t reports_max_size;
+	uint64_t reports_max_records;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

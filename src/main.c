@@ -36,6 +36,7 @@ static void usage(FILE *out)
 	      "  arc verify|sign          ARC chains: validate, seal\n"
 	      "  doctor [DOMAIN]          check DNS, reverse DNS, SPF, DKIM, DMARC, lists;\n"
 	      "                           print the fixes and the records to publish\n"
+	      "  reports import|dmarc|tls DMARC aggregate and TLS reports: load, summarise\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -208,6 +209,13 @@ int main(int argc, char **argv)
 			rc = n == 1 ? 2 : 0;
 		} else {
 			rc = run_state_command(config, is_user ? cli_user : cli_alias, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "reports")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_reports_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_reports, n - 1, args + 1);
 		}
 	} else {
 		fprintf(stderr, "postern: unknown command '%s'\n\n", args[0]);

@@ -58,6 +58,7 @@
 #include "lib/util.h"
 #include "lib/worker.h"
 #include "net/tls.h"
+#include "report/report_job.h"
 #include "smtp/cmd.h"
 #include "smtp/data.h"
 #include "smtp/spool.h"
@@ -841,6 +842,7 @@ struct delivery {
 	char *from;
 	char *folder; /* a Maildir++ subfolder such as ".Junk", or NULL for the inbox */
 	size_t nrcpts;
+	struct report_job *report; /* for a [reports] address: parse and store after delivery */
 };
 
 static void delivery_free(struct delivery *d)
@@ -855,6 +857,7 @@ static void delivery_free(struct delivery *d)
 	free(d->from);
 	free(d->folder);
 	spool_free(d->spool);
+	report_job_free(d->report);
 	free(d);
 }
 
@@ -923,6 +926,11 @@ static void delivery_done(void *arg)
 		} else {
 			session_process(s);
 		}
+	}
+	if (d->ok && d->report) {
+		/* A report mail: it is in the mailbox; now parse it off the loop. */
+		report_job_submit(d->report, d->srv->workers, d->qid, d->head, d->head_len, d->spool);
+		d->report = NULL, d->head = NULL, d->spool = NULL;
 	}
 	{
 		struct server *srv = d->srv;
@@ -1419,6 +1427,7 @@ static void finish_data(struct session *s, int resumed)
 	d->from = xstrdup(s->mail_from);
 	d->folder = folder && *folder ? xstrdup(folder) : NULL;
 	d->nrcpts = s->nrcpts;
+	d->report = report_job_new(s->rt->cfg, s->sid, s->rcpts, s->nrcpts);
 	d->paths = xcalloc(s->nmailboxes, sizeof *d->paths);
 	d->names = xcalloc(s->nmailboxes, sizeof *d->names);
 	for (size_t i = 0; i < s->nmailboxes; i++) {

@@ -192,6 +192,52 @@ int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, voi
 	return ops_of(st)->verdict_list(st, since, cb, arg);
 }
 
+int store_dmarc_report_add(struct store *st, const struct store_dmarc_report *r)
+{
+	if (!r->org_name || !r->report_id || !*r->report_id || !r->domain) {
+		log_error(NULL, "store op=dmarc_report_add error=\"report without org_name, report_id or domain\"");
+		return STORE_INVALID;
+	}
+	for (size_t i = 0; i < r->nrecords; i++) {
+		if (!r->records[i].source_ip) {
+			log_error(NULL, "store op=dmarc_report_add error=\"record without source_ip\"");
+			return STORE_INVALID;
+		}
+	}
+	return ops_of(st)->dmarc_report_add(st, r);
+}
+
+int store_dmarc_summary(struct store *st, int64_t since, enum store_dmarc_group by, store_dmarc_row_cb cb,
+			void *arg)
+{
+	return ops_of(st)->dmarc_summary(st, since, by, cb, arg);
+}
+
+int store_tls_report_add(struct store *st, const struct store_tls_report *r)
+{
+	if (!r->org_name || !r->report_id || !*r->report_id) {
+		log_error(NULL, "store op=tls_report_add error=\"report without organization-name or report-id\"");
+		return STORE_INVALID;
+	}
+	for (size_t i = 0; i < r->npolicies; i++) {
+		if (!r->policies[i].domain) {
+			log_error(NULL, "store op=tls_report_add error=\"policy without policy-domain\"");
+			return STORE_INVALID;
+		}
+		for (size_t k = 0; k < r->policies[i].nfailures; k++)
+			if (!r->policies[i].failures[k].result_type) {
+				log_error(NULL, "store op=tls_report_add error=\"failure without result-type\"");
+				return STORE_INVALID;
+			}
+	}
+	return ops_of(st)->tls_report_add(st, r);
+}
+
+int store_tls_summary(struct store *st, int64_t since, enum store_tls_group by, store_tls_row_cb cb, void *arg)
+{
+	return ops_of(st)->tls_summary(st, since, by, cb, arg);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

@@ -94,6 +94,95 @@ int store_verdict_add(struct store *st, const struct store_verdict *v);
 typedef int (*store_verdict_cb)(void *arg, const struct store_verdict *v);
 int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg);
 
+/*
+ * Reports received (src/report/): DMARC aggregate reports (RFC 7489
+ * appendix C, and the DMARC 2.0 namespace) and SMTP TLS reports (RFC 8460).
+ * A report is stored whole, in one transaction, or not at all. Reports are
+ * de-duplicated by (org_name, report_id): adding one already there returns
+ * STORE_EXISTS and changes nothing. Strings may be NULL unless marked.
+ */
+struct store_dmarc_record {
+	const char *source_ip; /* required */
+	int64_t count;
+	const char *disposition; /* policy_evaluated: none, quarantine, reject, or as reported */
+	const char *dkim;        /* policy_evaluated dkim: pass or fail */
+	const char *spf;         /* policy_evaluated spf: pass or fail */
+	const char *reason;      /* override reasons, "type: comment; ..." */
+	const char *envelope_to;
+	const char *envelope_from;
+	const char *header_from;
+	const char *auth_results; /* "dkim=pass d=example.com s=sel; spf=fail d=example.com scope=mfrom" */
+};
+
+struct store_dmarc_report {
+	const char *org_name;  /* required (may be empty) */
+	const char *report_id; /* required, non-empty */
+	const char *email;
+	const char *extra_contact;
+	const char *format; /* "rfc7489" or "dmarc-2.0" (the namespace) */
+	int64_t begin, end; /* Unix time */
+	const char *domain; /* policy_published domain, required */
+	const char *policy; /* "p=reject sp=none pct=100 adkim=r aspf=r ..." */
+	const struct store_dmarc_record *records;
+	size_t nrecords;
+};
+int store_dmarc_report_add(struct store *st, const struct store_dmarc_report *r);
+
+/* Summaries over the records of reports whose period ends at or after
+ * since. Grouped by reporter (org_name, email; source_ip and domain NULL)
+ * or by source (source_ip, domain; org_name and email NULL). */
+enum store_dmarc_group { STORE_DMARC_BY_REPORTER, STORE_DMARC_BY_SOURCE };
+struct store_dmarc_row {
+	const char *org_name, *email;
+	const char *source_ip, *domain;
+	const char *header_from; /* the From domains seen, comma-separated */
+	int64_t reports;         /* distinct reports */
+	int64_t reporters;       /* distinct reporters */
+	int64_t messages;        /* sum of count */
+	int64_t dkim_pass, spf_pass, dmarc_pass; /* messages */
+	int64_t none, quarantine, reject;        /* messages by disposition */
+};
+typedef int (*store_dmarc_row_cb)(void *arg, const struct store_dmarc_row *row);
+int store_dmarc_summary(struct store *st, int64_t since, enum store_dmarc_group by, store_dmarc_row_cb cb,
+			void *arg);
+
+struct store_tls_failure {
+	const char *result_type; /* required */
+	const char *sending_ip, *receiving_mx, *receiving_ip, *reason_code, *info;
+	int64_t count;
+};
+struct store_tls_policy {
+	const char *type;   /* sts, tlsa, no-policy-found */
+	const char *domain; /* required */
+	const char *mx_host;
+	const char *policy_string; /* the policy-string lines joined with "; " */
+	int64_t success, failure;
+	const struct store_tls_failure *failures;
+	size_t nfailures;
+};
+struct store_tls_report {
+	const char *org_name;  /* required */
+	const char *report_id; /* required, non-empty */
+	const char *contact;
+	int64_t begin, end;
+	const struct store_tls_policy *policies;
+	size_t npolicies;
+};
+int store_tls_report_add(struct store *st, const struct store_tls_report *r);
+
+/* Per reporter and policy domain (result_type, sending_ip, receiving_mx
+ * NULL), or per failure kind (org_name NULL; domain, result_type,
+ * sending_ip, receiving_mx set; failure = failed sessions), over reports
+ * whose period ends at or after since. */
+enum store_tls_group { STORE_TLS_BY_POLICY, STORE_TLS_BY_FAILURE };
+struct store_tls_row {
+	const char *org_name, *domain, *policy_type;
+	const char *result_type, *sending_ip, *receiving_mx;
+	int64_t reports, success, failure;
+};
+typedef int (*store_tls_row_cb)(void *arg, const struct store_tls_row *row);
+int store_tls_summary(struct store *st, int64_t since, enum store_tls_group by, store_tls_row_cb cb, void *arg);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -109,6 +198,10 @@ struct store_ops {
 	int (*alias_list)(struct store *, store_alias_cb, void *);
 	int (*verdict_add)(struct store *, const struct store_verdict *);
 	int (*verdict_list)(struct store *, int64_t, store_verdict_cb, void *);
+	int (*dmarc_report_add)(struct store *, const struct store_dmarc_report *);
+	int (*dmarc_summary)(struct store *, int64_t, enum store_dmarc_group, store_dmarc_row_cb, void *);
+	int (*tls_report_add)(struct store *, const struct store_tls_report *);
+	int (*tls_summary)(struct store *, int64_t, enum store_tls_group, store_tls_row_cb, void *);
 	void (*close)(struct store *);
 };
 

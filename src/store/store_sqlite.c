@@ -102,6 +102,46 @@ static const char *const migrations[] = {
 	"  policy_published TEXT, reason TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS auth_verdict_received ON auth_verdict(received);",
+	/* v3: DMARC aggregate reports and TLS reports received (src/report/) */
+	"CREATE TABLE IF NOT EXISTS dmarc_report ("
+	"  id INTEGER PRIMARY KEY,"
+	"  org_name TEXT NOT NULL, report_id TEXT NOT NULL,"
+	"  email TEXT, extra_contact TEXT, format TEXT,"
+	"  begin_time INTEGER NOT NULL, end_time INTEGER NOT NULL,"
+	"  domain TEXT NOT NULL, policy TEXT,"
+	"  received INTEGER NOT NULL,"
+	"  UNIQUE (org_name, report_id)"
+	");"
+	"CREATE INDEX IF NOT EXISTS dmarc_report_end ON dmarc_report(end_time);"
+	"CREATE TABLE IF NOT EXISTS dmarc_record ("
+	"  id INTEGER PRIMARY KEY,"
+	"  report INTEGER NOT NULL REFERENCES dmarc_report(id) ON DELETE CASCADE,"
+	"  source_ip TEXT NOT NULL, count INTEGER NOT NULL,"
+	"  disposition TEXT, dkim TEXT, spf TEXT, reason TEXT,"
+	"  envelope_to TEXT, envelope_from TEXT, header_from TEXT, auth_results TEXT"
+	");"
+	"CREATE INDEX IF NOT EXISTS dmarc_record_report ON dmarc_record(report);"
+	"CREATE TABLE IF NOT EXISTS tls_report ("
+	"  id INTEGER PRIMARY KEY,"
+	"  org_name TEXT NOT NULL, report_id TEXT NOT NULL, contact TEXT,"
+	"  begin_time INTEGER NOT NULL, end_time INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL,"
+	"  UNIQUE (org_name, report_id)"
+	");"
+	"CREATE TABLE IF NOT EXISTS tls_policy ("
+	"  id INTEGER PRIMARY KEY,"
+	"  report INTEGER NOT NULL REFERENCES tls_report(id) ON DELETE CASCADE,"
+	"  type TEXT, domain TEXT NOT NULL, mx_host TEXT, policy_string TEXT,"
+	"  success INTEGER NOT NULL, failure INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS tls_policy_report ON tls_policy(report);"
+	"CREATE TABLE IF NOT EXISTS tls_failure ("
+	"  id INTEGER PRIMARY KEY,"
+	"  policy INTEGER NOT NULL REFERENCES tls_policy(id) ON DELETE CASCADE,"
+	"  result_type TEXT NOT NULL, sending_ip TEXT, receiving_mx TEXT, receiving_ip TEXT,"
+	"  reason_code TEXT, info TEXT, count INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS tls_failure_policy ON tls_failure(policy);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -389,6 +429,291 @@ static int sq_verdict_list(struct store *st, int64_t since, store_verdict_cb cb,
 	return STORE_OK;
 }
 
+static int exec_sql(struct store *st, const char *sql, char *err, size_t errsize);
+/* ---- reports ---------------------------------------------------------- */
+
+/* Prepares sql (not cached: reports are rare and big). */
+static sqlite3_stmt *prepare(struct store *st, const char *sql, const char *what)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		db_error(st, what);
+		return NULL;
+	}
+	return s;
+}
+
+/* Binds texts[0..n) to ?first.. . */
+static int bind_texts(struct store *st, sqlite3_stmt *s, int first, const char *const *texts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (bind_text(st, s, first + (int)i, texts[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Steps a bound INSERT; returns STORE_OK, STORE_EXISTS or STORE_ERROR, and
+ * leaves it reset for the next row. */
+static int step_insert(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return STORE_EXISTS;
+	db_error(st, what);
+	return STORE_ERROR;
+}
+
+static int tx_begin(struct store *st)
+{
+	char err[256];
+	if (exec_sql(st, "BEGIN IMMEDIATE", err, sizeof err) < 0) {
+		log_error(NULL, "store=sqlite op=begin error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int tx_end(struct store *st, int rc)
+{
+	char err[256];
+	if (rc == STORE_OK && exec_sql(st, "COMMIT", err, sizeof err) == 0)
+		return STORE_OK;
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc == STORE_OK ? STORE_ERROR : rc;
+}
+
+static int sq_dmarc_report_add(struct store *st, const struct store_dmarc_report *r)
+{
+	sqlite3_stmt *rep = NULL, *rec = NULL;
+	sqlite3_int64 id;
+	int rc = STORE_ERROR;
+
+	if (tx_begin(st) < 0)
+		return STORE_ERROR;
+	rep = prepare(st,
+		      "INSERT INTO dmarc_report(org_name, report_id, email, extra_contact, format, domain, policy, "
+		      "begin_time, end_time, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		      "dmarc_report_add");
+	rec = prepare(st,
+		      "INSERT INTO dmarc_record(report, source_ip, count, disposition, dkim, spf, reason, envelope_to, "
+		      "envelope_from, header_from, auth_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		      "dmarc_report_add");
+	if (!rep || !rec)
+		goto done;
+	{
+		const char *t[] = { r->org_name, r->report_id, r->email, r->extra_contact, r->format, r->domain, r->policy };
+		if (bind_texts(st, rep, 1, t, ARRAY_LEN(t)) < 0)
+			goto done;
+	}
+	sqlite3_bind_int64(rep, 8, r->begin);
+	sqlite3_bind_int64(rep, 9, r->end);
+	sqlite3_bind_int64(rep, 10, (sqlite3_int64)time(NULL));
+	if ((rc = step_insert(st, rep, "dmarc_report_add")) != STORE_OK)
+		goto done;
+	id = sqlite3_last_insert_rowid(st->db);
+	for (size_t i = 0; i < r->nrecords; i++) {
+		const struct store_dmarc_record *d = &r->records[i];
+		const char *t[] = { d->source_ip, NULL, d->disposition, d->dkim, d->spf, d->reason,
+				    d->envelope_to, d->envelope_from, d->header_from, d->auth_results };
+		rc = STORE_ERROR;
+		sqlite3_bind_int64(rec, 1, id);
+		if (bind_texts(st, rec, 2, t, ARRAY_LEN(t)) < 0)
+			goto done;
+		sqlite3_bind_int64(rec, 3, d->count);
+		if ((rc = step_insert(st, rec, "dmarc_report_add")) != STORE_OK)
+			goto done;
+	}
+	rc = STORE_OK;
+done:
+	sqlite3_finalize(rep);
+	sqlite3_finalize(rec);
+	return tx_end(st, rc);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+static int sq_dmarc_summary(struct store *st, int64_t since, enum store_dmarc_group by, store_dmarc_row_cb cb,
+			    void *arg)
+{
+	static const char *const sql[] = {
+		[STORE_DMARC_BY_REPORTER] =
+			"SELECT r.org_name, r.email, NULL, NULL, group_concat(DISTINCT d.header_from), "
+			"count(DISTINCT r.id), 1, "
+			"coalesce(sum(d.count), 0), "
+			"coalesce(sum(CASE WHEN d.dkim = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.spf = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.dkim = 'pass' OR d.spf = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'none' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'quarantine' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'reject' THEN d.count END), 0) "
+			"FROM dmarc_report r LEFT JOIN dmarc_record d ON d.report = r.id WHERE r.end_time >= ?1 "
+			"GROUP BY r.org_name, r.email ORDER BY 8 DESC, r.org_name, r.email",
+		[STORE_DMARC_BY_SOURCE] =
+			"SELECT NULL, NULL, d.source_ip, r.domain, group_concat(DISTINCT d.header_from), "
+			"count(DISTINCT r.id), count(DISTINCT r.org_name), "
+			"coalesce(sum(d.count), 0), "
+			"coalesce(sum(CASE WHEN d.dkim = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.spf = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.dkim = 'pass' OR d.spf = 'pass' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'none' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'quarantine' THEN d.count END), 0), "
+			"coalesce(sum(CASE WHEN d.disposition = 'reject' THEN d.count END), 0) "
+			"FROM dmarc_report r JOIN dmarc_record d ON d.report = r.id WHERE r.end_time >= ?1 "
+			"GROUP BY d.source_ip, r.domain ORDER BY 8 DESC, d.source_ip, r.domain",
+	};
+	sqlite3_stmt *s = prepare(st, sql[by == STORE_DMARC_BY_SOURCE], "dmarc_summary");
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_dmarc_row row = {
+			.org_name = col_text(s, 0),
+			.email = col_text(s, 1),
+			.source_ip = col_text(s, 2),
+			.domain = col_text(s, 3),
+			.header_from = col_text(s, 4),
+			.reports = sqlite3_column_int64(s, 5),
+			.reporters = sqlite3_column_int64(s, 6),
+			.messages = sqlite3_column_int64(s, 7),
+			.dkim_pass = sqlite3_column_int64(s, 8),
+			.spf_pass = sqlite3_column_int64(s, 9),
+			.dmarc_pass = sqlite3_column_int64(s, 10),
+			.none = sqlite3_column_int64(s, 11),
+			.quarantine = sqlite3_column_int64(s, 12),
+			.reject = sqlite3_column_int64(s, 13),
+		};
+		if (cb(arg, &row)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "dmarc_summary");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_tls_report_add(struct store *st, const struct store_tls_report *r)
+{
+	sqlite3_stmt *rep = NULL, *pol = NULL, *fail = NULL;
+	sqlite3_int64 id;
+	int rc = STORE_ERROR;
+
+	if (tx_begin(st) < 0)
+		return STORE_ERROR;
+	rep = prepare(st,
+		      "INSERT INTO tls_report(org_name, report_id, contact, begin_time, end_time, received) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		      "tls_report_add");
+	pol = prepare(st,
+		      "INSERT INTO tls_policy(report, type, domain, mx_host, policy_string, success, failure) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		      "tls_report_add");
+	fail = prepare(st,
+		       "INSERT INTO tls_failure(policy, result_type, sending_ip, receiving_mx, receiving_ip, "
+		       "reason_code, info, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		       "tls_report_add");
+	if (!rep || !pol || !fail)
+		goto done;
+	{
+		const char *t[] = { r->org_name, r->report_id, r->contact };
+		if (bind_texts(st, rep, 1, t, ARRAY_LEN(t)) < 0)
+			goto done;
+	}
+	sqlite3_bind_int64(rep, 4, r->begin);
+	sqlite3_bind_int64(rep, 5, r->end);
+	sqlite3_bind_int64(rep, 6, (sqlite3_int64)time(NULL));
+	if ((rc = step_insert(st, rep, "tls_report_add")) != STORE_OK)
+		goto done;
+	id = sqlite3_last_insert_rowid(st->db);
+	for (size_t i = 0; i < r->npolicies; i++) {
+		const struct store_tls_policy *p = &r->policies[i];
+		const char *t[] = { p->type, p->domain, p->mx_host, p->policy_string };
+		sqlite3_int64 pid;
+		rc = STORE_ERROR;
+		sqlite3_bind_int64(pol, 1, id);
+		if (bind_texts(st, pol, 2, t, ARRAY_LEN(t)) < 0)
+			goto done;
+		sqlite3_bind_int64(pol, 6, p->success);
+		sqlite3_bind_int64(pol, 7, p->failure);
+		if ((rc = step_insert(st, pol, "tls_report_add")) != STORE_OK)
+			goto done;
+		pid = sqlite3_last_insert_rowid(st->db);
+		for (size_t k = 0; k < p->nfailures; k++) {
+			const struct store_tls_failure *f = &p->failures[k];
+			const char *ft[] = { f->result_type, f->sending_ip, f->receiving_mx, f->receiving_ip,
+					     f->reason_code, f->info };
+			rc = STORE_ERROR;
+			sqlite3_bind_int64(fail, 1, pid);
+			if (bind_texts(st, fail, 2, ft, ARRAY_LEN(ft)) < 0)
+				goto done;
+			sqlite3_bind_int64(fail, 8, f->count);
+			if ((rc = step_insert(st, fail, "tls_report_add")) != STORE_OK)
+				goto done;
+		}
+	}
+	rc = STORE_OK;
+done:
+	sqlite3_finalize(rep);
+	sqlite3_finalize(pol);
+	sqlite3_finalize(fail);
+	return tx_end(st, rc);
+}
+
+static int sq_tls_summary(struct store *st, int64_t since, enum store_tls_group by, store_tls_row_cb cb, void *arg)
+{
+	static const char *const sql[] = {
+		[STORE_TLS_BY_POLICY] =
+			"SELECT r.org_name, p.domain, p.type, NULL, NULL, NULL, count(DISTINCT r.id), "
+			"sum(p.success), sum(p.failure) "
+			"FROM tls_report r JOIN tls_policy p ON p.report = r.id WHERE r.end_time >= ?1 "
+			"GROUP BY r.org_name, p.domain, p.type ORDER BY r.org_name, p.domain, p.type",
+		[STORE_TLS_BY_FAILURE] =
+			"SELECT NULL, p.domain, p.type, f.result_type, f.sending_ip, f.receiving_mx, "
+			"count(DISTINCT r.id), 0, sum(f.count) "
+			"FROM tls_report r JOIN tls_policy p ON p.report = r.id JOIN tls_failure f ON f.policy = p.id "
+			"WHERE r.end_time >= ?1 "
+			"GROUP BY p.domain, p.type, f.result_type, f.sending_ip, f.receiving_mx "
+			"ORDER BY 9 DESC, p.domain, f.result_type, f.sending_ip, f.receiving_mx",
+	};
+	sqlite3_stmt *s = prepare(st, sql[by == STORE_TLS_BY_FAILURE], "tls_summary");
+	int rc;
+
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_tls_row row = {
+			.org_name = col_text(s, 0),
+			.domain = col_text(s, 1),
+			.policy_type = col_text(s, 2),
+			.result_type = col_text(s, 3),
+			.sending_ip = col_text(s, 4),
+			.receiving_mx = col_text(s, 5),
+			.reports = sqlite3_column_int64(s, 6),
+			.success = sqlite3_column_int64(s, 7),
+			.failure = sqlite3_column_int64(s, 8),
+		};
+		if (cb(arg, &row)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "tls_summary");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -415,6 +740,10 @@ static const struct store_ops sqlite_ops = {
 	.alias_list = sq_alias_list,
 	.verdict_add = sq_verdict_add,
 	.verdict_list = sq_verdict_list,
+	.dmarc_report_add = sq_dmarc_report_add,
+	.dmarc_summary = sq_dmarc_summary,
+	.tls_report_add = sq_tls_report_add,
+	.tls_summary = sq_tls_summary,
 	.close = sq_close,
 };
 
