@@ -34,6 +34,8 @@ static void usage(FILE *out)
 	      "  dkim keygen|sign|verify  DKIM keys, signing and verification\n"
 	      "  dmarc check              evaluate DMARC for a From domain\n"
 	      "  arc verify|sign          ARC chains: validate, seal\n"
+	      "  policy explain           run every inbound check for a client; the score\n"
+	      "  greylist list|allow|forget  see and change the graylisting state\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -82,6 +84,7 @@ static const struct tool tools[] = {
 	{ "dkim", cli_dkim, cli_dkim_usage },
 	{ "dmarc", cli_dmarc, cli_dmarc_usage },
 	{ "arc", cli_arc, cli_arc_usage },
+	{ "policy", cli_policy, cli_policy_usage },
 };
 
 static const struct tool *find_tool(const char *name)
@@ -193,6 +196,13 @@ int main(int argc, char **argv)
 			rc = 0;
 		} else {
 			rc = tool->run(config, config_explicit, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "greylist")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_greylist_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_greylist, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "user") || !strcmp(args[0], "alias")) {
 		int is_user = !strcmp(args[0], "user");
