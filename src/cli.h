@@ -59,5 +59,12 @@ void cli_doctor_usage(FILE *out);
  * cli_user. */
 int cli_reports(const struct config *cfg, int argc, char **argv);
 void cli_reports_usage(FILE *out);
+/* `postern policy explain` (cli_policy.c), with the configuration rule of
+ * cli_spf but the configuration required; `postern greylist ...`, a state
+ * command like cli_user. */
+int cli_policy(const char *config_path, int config_explicit, int argc, char **argv);
+void cli_policy_usage(FILE *out);
+int cli_greylist(const struct config *cfg, int argc, char **argv);
+void cli_greylist_usage(FILE *out);
 
 #endif

@@ -141,6 +141,59 @@ static const struct key keys[] = {
 	  "Largest report accepted, after decompression; larger ones (and decompression bombs) are refused." },
 	{ "reports", "max_records", T_UINT, NUMERIC_RAW, S(reports_max_records), "100000", NULL, 1, 10000000,
 	  "Most records in one report (DMARC rows, or TLS policies plus failure details); more is refused." },
+	{ "policy", "enabled", T_ENUM, S(policy_enabled), 0, "yes", "yes|no", 0, 0,
+	  "Run the inbound checks (DNSBL/DNSWL, reverse DNS, HELO, SPF) on every client, score them, and act on the score." },
+	{ "policy", "weights", T_STRING, S(policy_weights_raw), 0, "", NULL, 0, 0,
+	  "Overrides of the checks' weights, as NAME=WEIGHT separated by commas, e.g. 'fcrdns.none=2, helo.ours=6'." },
+	{ "policy", "greylist_threshold", T_STRING, S(policy_greylist_threshold_raw), 0, "2", NULL, 0, 0,
+	  "Score from which mail is suspicious: graylisted when [greylist] mode = suspicious." },
+	{ "policy", "junk_threshold", T_STRING, S(policy_junk_threshold_raw), 0, "5", NULL, 0, 0,
+	  "Score from which a message is delivered to the Junk folder." },
+	{ "policy", "reject_threshold", T_STRING, S(policy_reject_threshold_raw), 0, "10", NULL, 0, 0,
+	  "Score from which recipients are refused with 550 5.7.1." },
+	{ "policy", "junk_folder", T_STRING, S(policy_junk_folder), 0, ".Junk", NULL, 0, 0,
+	  "The Maildir++ folder for mail that scores at or above junk_threshold." },
+	{ "policy", "greet_delay", T_DURATION, NUMERIC_RAW, S(greet_delay_ms), "0s", NULL, 0, 60000,
+	  "Wait this long before the 220 greeting; a client that talks first gets 554 5.7.1 and is closed. 0: no wait." },
+	{ "policy", "max_unknown_recipients", T_UINT, NUMERIC_RAW, S(max_unknown_recipients), "5", NULL, 1, 100000,
+	  "Unknown recipients per session before postern answers 421 4.7.0 and closes it (dictionary attacks)." },
+
+	{ "greylist", "mode", T_ENUM, S(grey_mode), 0, "suspicious", "off|suspicious|all", 0, 0,
+	  "Graylisting (RFC 6647): off, only for mail scoring at or above greylist_threshold, or for all unknown senders." },
+	{ "greylist", "decide_at_data", T_ENUM, S(grey_decide_at_data), 0, "yes", "yes|no", 0, 0,
+	  "Accept the recipients and decide after DATA, so DMARC-aligned mail (SPF or DKIM) is never delayed. Needs [dmarc] enabled." },
+	{ "greylist", "min_delay", T_DURATION, NUMERIC_RAW, S(grey_min_delay_ms), "60s", NULL, 0, 86400000,
+	  "How long a new (client, sender, recipient) triplet is deferred." },
+	{ "greylist", "retry_window", T_DURATION, NUMERIC_RAW, S(grey_retry_window_ms), "24h", NULL, 1000, 604800000,
+	  "A retry must come within this time after the first attempt, or the triplet starts again." },
+	{ "greylist", "expire", T_DURATION, NUMERIC_RAW, S(grey_expire_ms), "35d", NULL, 60000, 31536000000ULL,
+	  "A triplet that passed is remembered until it has been idle this long." },
+	{ "greylist", "ipv4_prefix", T_UINT, NUMERIC_RAW, S(grey_ipv4_prefix), "24", NULL, 8, 32,
+	  "The client of a triplet is its IPv4 network of this prefix length (unless SPF passes: then its domain)." },
+	{ "greylist", "ipv6_prefix", T_UINT, NUMERIC_RAW, S(grey_ipv6_prefix), "64", NULL, 16, 128,
+	  "The same for IPv6 clients." },
+	{ "greylist", "auto_allow_after", T_UINT, NUMERIC_RAW, S(grey_auto_allow_after), "3", NULL, 0, 1000000,
+	  "Clients and SPF-passing sender domains with this many accepted messages are never delayed again. 0: never." },
+	{ "greylist", "auto_allow_expire", T_DURATION, NUMERIC_RAW, S(grey_auto_allow_expire_ms), "35d", NULL, 60000,
+	  31536000000ULL, "An auto-allowed client or domain idle this long is forgotten." },
+
+	{ "dnsbl", "blocklists", T_STRING, S(dnsbl_blocklists_raw), 0, "", NULL, 0, 0,
+	  "DNS blocklists, looked up as the client connects: 'ZONE[=WEIGHT] [CODES=WEIGHT|error|ignore ...]; ...'." },
+	{ "dnsbl", "allowlists", T_STRING, S(dnsbl_allowlists_raw), 0, "", NULL, 0, 0,
+	  "DNS allowlists (DNSWL), same syntax, default weight -1; a listed client is never graylisted." },
+
+	{ "ratelimit", "connections_per_minute", T_UINT, NUMERIC_RAW, S(rl_connections_per_minute), "60", NULL, 0,
+	  1000000, "Connections one client address may open per minute; more get 421 4.7.0. 0: no limit." },
+	{ "ratelimit", "messages_per_hour", T_UINT, NUMERIC_RAW, S(rl_messages_per_hour), "1000", NULL, 0, 10000000,
+	  "Messages (MAIL commands) per client address per hour; more get 450 4.7.1. 0: no limit." },
+	{ "ratelimit", "recipients_per_hour", T_UINT, NUMERIC_RAW, S(rl_recipients_per_hour), "2000", NULL, 0, 10000000,
+	  "Accepted recipients per client address per hour; more get 450 4.7.1. 0: no limit." },
+	{ "ratelimit", "unknown_recipients_per_hour", T_UINT, NUMERIC_RAW, S(rl_unknown_per_hour), "30", NULL, 0,
+	  10000000, "Unknown recipients per client address per hour, over all its sessions; more get 421 4.7.0. 0: no limit." },
+	{ "ratelimit", "auth_messages_per_hour", T_UINT, NUMERIC_RAW, S(rl_auth_messages_per_hour), "500", NULL, 0,
+	  10000000, "Messages per authenticated user per hour (instead of the per-address limits). 0: no limit." },
+	{ "ratelimit", "auth_recipients_per_hour", T_UINT, NUMERIC_RAW, S(rl_auth_recipients_per_hour), "2000", NULL, 0,
+	  10000000, "Recipients per authenticated user per hour. 0: no limit." },
 };
 
 /* Raw text of numeric keys, indexed like keys[]. */
@@ -242,8 +295,13 @@ static void unknown_key(struct loader *ld, const struct ini_entry *e)
 			}
 	}
 	if (!section_known && !best) {
-		problem(ld, e->line, "unknown section [%s]; the sections are [server], [smtp], [tls], [dns], [spf], [dkim], [dmarc] and [arc]",
-			e->section);
+		/* The list of sections, from the table itself. */
+		char list[512];
+		size_t o = 0;
+		for (size_t i = 0; i < ARRAY_LEN(keys) && o < sizeof list; i++)
+			if (i == 0 || strcmp(keys[i].section, keys[i - 1].section))
+				o += (size_t)snprintf(list + o, sizeof list - o, "%s[%s]", o ? ", " : "", keys[i].section);
+		problem(ld, e->line, "unknown section [%s]; the sections are %s", e->section, list);
 	} else if (best) {
 		problem(ld, e->line, "unknown key '%s' in [%s]; did you mean '%s' in [%s]?", e->key, e->section,
 			best->name, best->section);
@@ -469,6 +527,42 @@ static void check_reports(struct loader *ld)
 				c->our_addresses[j]);
 }
 
+/* [policy], [dnsbl]: the values the policy parsers read (policy/conf.c). */
+static void policy_cross_check(struct loader *ld)
+{
+	struct config *c = ld->cfg;
+	char err[300];
+	static const struct {
+		const char *key;
+		size_t raw, val;
+	} th[] = {
+		{ "greylist_threshold", S(policy_greylist_threshold_raw), S(greylist_threshold) },
+		{ "junk_threshold", S(policy_junk_threshold_raw), S(junk_threshold) },
+		{ "reject_threshold", S(policy_reject_threshold_raw), S(reject_threshold) },
+	};
+
+	policy_weights_default(&c->weights);
+	if (policy_weights_parse(c->policy_weights_raw, &c->weights, err, sizeof err) < 0)
+		problem(ld, ld->line[key_index("policy", "weights")], "weights: %s", err);
+	for (size_t i = 0; i < ARRAY_LEN(th); i++) {
+		const char *raw = *(char **)((char *)c + th[i].raw);
+		if (policy_parse_weight(raw, strlen(raw), (double *)((char *)c + th[i].val)) < 0)
+			problem(ld, ld->line[key_index("policy", th[i].key)],
+				"%s = %s is not a score; write a number from -100 to 100, e.g. 5 or 4.5", th[i].key, raw);
+	}
+	if (c->reject_threshold < c->junk_threshold)
+		problem(ld, ld->line[key_index("policy", "reject_threshold")],
+			"reject_threshold is below junk_threshold; raise it, or lower junk_threshold");
+	if (c->policy_junk_folder[0] != '.' || strchr(c->policy_junk_folder, '/') || strlen(c->policy_junk_folder) < 2)
+		problem(ld, ld->line[key_index("policy", "junk_folder")],
+			"junk_folder = %s is not a Maildir++ folder; write a name starting with a dot, e.g. .Junk",
+			c->policy_junk_folder);
+	if (policy_zones_parse(c->dnsbl_blocklists_raw, 0, &c->blocklists, err, sizeof err) < 0)
+		problem(ld, ld->line[key_index("dnsbl", "blocklists")], "blocklists: %s", err);
+	if (policy_zones_parse(c->dnsbl_allowlists_raw, 1, &c->allowlists, err, sizeof err) < 0)
+		problem(ld, ld->line[key_index("dnsbl", "allowlists")], "allowlists: %s", err);
+}
+
 static void cross_check(struct loader *ld)
 {
 	struct config *c = ld->cfg;
@@ -556,6 +650,7 @@ static void cross_check(struct loader *ld)
 	if (c->max_message_size && c->max_data_line > c->max_message_size)
 		problem(ld, ld->line[key_index("smtp", "max_data_line")],
 			"max_data_line is larger than max_message_size; lower it");
+	policy_cross_check(ld);
 	if (strcmp(c->dns_resolver, "system")) {
 		char **items;
 		size_t n = split_list(c->dns_resolver, &items);
@@ -678,6 +773,8 @@ void config_free(struct config *c)
 		free(c->smtp_listen[i].port);
 	}
 	free(c->smtp_listen);
+	policy_zones_clear(&c->blocklists);
+	policy_zones_clear(&c->allowlists);
 	free(c->path);
 	free(c);
 }

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy/conf.h"
+
 struct listen_addr {
 	char *host; /* numeric address, without brackets */
 	char *port;
@@ -89,6 +91,31 @@ struct config {
 	char *reports_check_spf;
 	uint64_t reports_max_size;
 	uint64_t reports_max_records;
+
+	/* [policy] */
+	char *policy_enabled;
+	char *policy_weights_raw;
+	struct policy_weights weights; /* defaults with the overrides applied */
+	char *policy_greylist_threshold_raw, *policy_junk_threshold_raw, *policy_reject_threshold_raw;
+	double greylist_threshold, junk_threshold, reject_threshold;
+	char *policy_junk_folder;
+	uint64_t greet_delay_ms;
+	uint64_t max_unknown_recipients;
+
+	/* [greylist] */
+	char *grey_mode; /* off, suspicious, all */
+	char *grey_decide_at_data;
+	uint64_t grey_min_delay_ms, grey_retry_window_ms, grey_expire_ms;
+	uint64_t grey_ipv4_prefix, grey_ipv6_prefix;
+	uint64_t grey_auto_allow_after, grey_auto_allow_expire_ms;
+
+	/* [dnsbl] */
+	char *dnsbl_blocklists_raw, *dnsbl_allowlists_raw;
+	struct policy_zones blocklists, allowlists;
+
+	/* [ratelimit]: 0 means no limit */
+	uint64_t rl_connections_per_minute, rl_messages_per_hour, rl_recipients_per_hour, rl_unknown_per_hour;
+	uint64_t rl_auth_messages_per_hour, rl_auth_recipients_per_hour;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

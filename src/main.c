@@ -37,6 +37,8 @@ static void usage(FILE *out)
 	      "  doctor [DOMAIN]          check DNS, reverse DNS, SPF, DKIM, DMARC, lists;\n"
 	      "                           print the fixes and the records to publish\n"
 	      "  reports import|dmarc|tls DMARC aggregate and TLS reports: load, summarise\n"
+	      "  policy explain           run every inbound check for a client; the score\n"
+	      "  greylist list|allow|forget  see and change the graylisting state\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -87,6 +89,7 @@ static const struct tool tools[] = {
 	{ "dmarc", cli_dmarc, cli_dmarc_usage, 0 },
 	{ "arc", cli_arc, cli_arc_usage, 0 },
 	{ "doctor", cli_doctor, cli_doctor_usage, 1 },
+	{ "policy", cli_policy, cli_policy_usage, 0 },
 };
 
 static const struct tool *find_tool(const char *name)
@@ -198,6 +201,13 @@ int main(int argc, char **argv)
 			rc = 0;
 		} else {
 			rc = tool->run(config, config_explicit, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "greylist")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_greylist_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_greylist, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "user") || !strcmp(args[0], "alias")) {
 		int is_user = !strcmp(args[0], "user");

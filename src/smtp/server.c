@@ -58,6 +58,7 @@
 #include "lib/util.h"
 #include "lib/worker.h"
 #include "net/tls.h"
+#include "policy/policy.h"
 #include "report/report_job.h"
 #include "smtp/cmd.h"
 #include "smtp/data.h"
@@ -73,7 +74,7 @@
 #define LISTEN_BACKLOG 4096
 #define MAX_HELO 255
 
-enum sess_state { S_CMD, S_DATA, S_BDAT, S_WAIT, S_TLS, S_CLOSING };
+enum sess_state { S_GREET, S_CMD, S_DATA, S_BDAT, S_WAIT, S_TLS, S_CLOSING };
 
 struct session {
 	uint64_t id;
@@ -99,6 +100,16 @@ struct session {
 	int esmtp;
 	int tls;
 	struct tls_info tlsi;
+	char *auth_user; /* set after AUTH; NULL otherwise */
+
+	/* Policy (src/policy/): lookups start at connect; RCPT waits for them
+	 * (parked, the recipient kept here), the end of data decides. */
+	struct policy_sess *pol;
+	unsigned nunknown;
+	int rcpt_wait;
+	char *rcpt_wait_addr;
+	char **rcpt_wait_targets;
+	size_t rcpt_wait_n;
 
 	/* The transaction. */
 	int has_mail;
@@ -166,6 +177,7 @@ struct server {
 	struct session *table[SESSION_BUCKETS];
 	struct dns *dns;
 	struct queue *queue; /* NULL: nothing can be sent out */
+	struct policy *policy; /* rate limits; made by server_start */
 	uint64_t next_id;
 	char sid_prefix[8];
 	int shutting_down;
@@ -308,6 +320,10 @@ static void session_free(struct session *s)
 		 s->nerrors, (unsigned long long)(now_ms() - s->started));
 	transaction_reset(s);
 	spf_cancel_helo(s);
+	policy_sess_free(s->pol);
+	free(s->auth_user);
+	free(s->rcpt_wait_addr);
+	store_strv_free(s->rcpt_wait_targets, s->rcpt_wait_n);
 	table_del(srv, s);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -388,6 +404,7 @@ static int spf_wanted(const struct session *s)
 }
 
 static void finish_data(struct session *s, int resumed);
+static int policy_refuses(struct session *s, const char **folder);
 static void dkim_start(struct session *s);
 static void arc_start(struct session *s);
 static void dkim_feed(struct session *s, const char *data, size_t len);
@@ -395,10 +412,14 @@ static void dkim_feed(struct session *s, const char *data, size_t len);
 static void auth_progress(struct session *s, int in_loop);
 
 /* A check has answered: the end of data may have been waiting for it. */
+static void rcpt_resume(struct session *s);
+
 static void spf_maybe_resume(struct session *s)
 {
 	if (s->wait_auth)
 		auth_progress(s, 0);
+	else if (s->rcpt_wait)
+		rcpt_resume(s);
 }
 
 static void log_spf(struct session *s, const char *identity, const struct spf_eval *e)
@@ -433,6 +454,8 @@ static void spf_mail_done(void *arg, struct spf_eval *e)
 	free(s->spf_explanation);
 	s->spf_explanation = e->explanation ? xstrdup(e->explanation) : NULL;
 	log_spf(s, "mailfrom", e);
+	if (s->pol)
+		policy_sess_spf(s->pol, e->domain, e->result);
 	spf_maybe_resume(s);
 }
 
@@ -455,6 +478,8 @@ static void cmd_ehlo(struct session *s, const char *arg, int esmtp)
 	spf_cancel_helo(s);
 	if (spf_wanted(s) && !strcasecmp(c->spf_check_helo, "yes"))
 		s->spf_helo_job = spf_check_async(s->srv->dns, s->ip, "", s->helo, c->hostname, 1, spf_helo_done, s);
+	if (s->pol)
+		policy_sess_helo(s->pol, s->helo);
 	log_info(s->sid, "event=helo helo=%s esmtp=%d", log_value(v, sizeof v, s->helo, strlen(s->helo)), esmtp);
 	if (!esmtp) {
 		reply(s, "250 %s", c->hostname);
@@ -535,10 +560,17 @@ static void cmd_mail(struct session *s, const char *arg)
 		count_error(s);
 		return;
 	}
+	if (s->pol && !policy_message_allowed(s->srv->policy, s->rt->cfg, s->ip, s->auth_user)) {
+		log_info(s->sid, "event=reject cmd=MAIL code=450 reason=rate_messages");
+		reply(s, "450 4.7.1 Error: too many messages from you, try again later");
+		return;
+	}
 	transaction_reset(s);
 	s->has_mail = 1;
 	s->mail_from = xstrdup(addr);
 	s->params = mp;
+	if (s->pol)
+		policy_sess_mail(s->pol, addr);
 	if (spf_wanted(s))
 		s->spf_mail_job = spf_check_async(s->srv->dns, s->ip, addr, s->helo, s->rt->cfg->hostname, 0,
 						  spf_mail_done, s);
@@ -555,6 +587,10 @@ static void add_mailbox(struct session *s, const char *mbox)
 	s->mailboxes = xrealloc(s->mailboxes, (s->nmailboxes + 1) * sizeof *s->mailboxes);
 	s->mailboxes[s->nmailboxes++] = xstrdup(mbox);
 }
+
+static int unknown_limit(struct session *s);
+static void rcpt_finish(struct session *s, const char *addr, char **targets, size_t ntargets);
+static void session_process(struct session *s);
 
 static void cmd_rcpt(struct session *s, const char *arg)
 {
@@ -623,16 +659,100 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		store_strv_free(targets, ntargets);
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=550 reason=unknown_user", v);
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
-		count_error(s);
+		if (!unknown_limit(s))
+			count_error(s);
 		return;
+	}
+	if (s->pol && !policy_recipient_allowed(s->srv->policy, c, s->ip, s->auth_user)) {
+		store_strv_free(targets, ntargets);
+		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=450 reason=rate_recipients", v);
+		reply(s, "450 4.7.1 <%s>: too many recipients from you, try again later", addr);
+		return;
+	}
+	if (s->pol && policy_sess_active(s->pol) && (policy_sess_busy(s->pol) || s->spf_mail_job)) {
+		/* The decision needs the DNS answers and SPF: wait, parked. */
+		s->rcpt_wait = 1;
+		s->rcpt_wait_addr = xstrdup(addr);
+		s->rcpt_wait_targets = targets;
+		s->rcpt_wait_n = ntargets;
+		s->state = S_WAIT;
+		return;
+	}
+	rcpt_finish(s, addr, targets, ntargets);
+	store_strv_free(targets, ntargets);
+}
+
+/* Past max_unknown_recipients in this session, or the client's hourly
+ * limit, a dictionary attack is cut short. Returns 1 if closing. */
+static int unknown_limit(struct session *s)
+{
+	const struct config *c = s->rt->cfg;
+	int over = ++s->nunknown > c->max_unknown_recipients;
+	if (s->srv->policy && !policy_unknown_allowed(s->srv->policy, c, s->ip))
+		over = 1;
+	if (!over)
+		return 0;
+	reply(s, "421 4.7.0 %s Too many unknown recipients, closing connection", c->hostname);
+	log_info(s->sid, "event=close reason=too_many_unknown_recipients unknown=%u", s->nunknown);
+	close_after_flush(s);
+	return 1;
+}
+
+/* The policy's word on a local recipient, then 250 (or the refusal). */
+static void rcpt_finish(struct session *s, const char *addr, char **targets, size_t ntargets)
+{
+	char v[600];
+	int64_t retry;
+
+	log_value(v, sizeof v, addr, strlen(addr));
+	if (s->pol && policy_sess_active(s->pol)) {
+		switch (policy_sess_rcpt(s->pol, s->auth_user != NULL, addr, &retry)) {
+		case POLICY_REJECT:
+			log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=550 reason=policy score=%.2f", v,
+				 policy_sess_score(s->pol));
+			reply(s, "550 5.7.1 <%s>: Recipient address rejected by policy (score %.2f)", addr,
+			      policy_sess_score(s->pol));
+			return;
+		case POLICY_DEFER:
+			log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=450 reason=greylist retry_s=%lld", v,
+				 (long long)retry);
+			reply(s, "450 4.7.1 <%s>: Greylisted, try again in %lld seconds", addr, (long long)retry);
+			return;
+		case POLICY_ACCEPT:
+			break;
+		}
 	}
 	for (size_t i = 0; i < ntargets; i++)
 		add_mailbox(s, targets[i]);
-	store_strv_free(targets, ntargets);
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
 	s->rcpts[s->nrcpts++] = xstrdup(addr);
 	log_info(s->sid, "event=rcpt to=<%s>", v);
 	reply(s, "250 2.1.5 Ok");
+}
+
+/* A parked RCPT goes on once the lookups and SPF are in. */
+static void rcpt_resume(struct session *s)
+{
+	if (!s->rcpt_wait || policy_sess_busy(s->pol) || s->spf_mail_job)
+		return;
+	s->rcpt_wait = 0;
+	s->state = S_CMD;
+	rcpt_finish(s, s->rcpt_wait_addr, s->rcpt_wait_targets, s->rcpt_wait_n);
+	free(s->rcpt_wait_addr);
+	store_strv_free(s->rcpt_wait_targets, s->rcpt_wait_n);
+	s->rcpt_wait_addr = NULL;
+	s->rcpt_wait_targets = NULL;
+	s->rcpt_wait_n = 0;
+	arm_timer(s, s->rt->cfg->command_timeout_ms);
+	session_process(s);
+}
+
+/* The policy's lookups are all in. */
+static void policy_ready(void *arg)
+{
+	struct session *s = arg;
+	if (s->rcpt_wait)
+		rcpt_resume(s);
 }
 
 static void start_body(struct session *s, int dot_mode)
@@ -1036,7 +1156,7 @@ static char *build_head(struct session *s, const char *qid, size_t *len)
 {
 	const struct config *c = s->rt->cfg;
 	char helo[MAX_HELO + 1], date[64], tlsc[200] = "", forc[600] = "";
-	char *spf_helo, *spf_mail, *authres, *ours, *block, *head;
+	char *spf_helo, *spf_mail, *authres, *ours, *block, *head, *pol;
 	size_t block_len, ours_len;
 	int removed;
 	const char *proto;
@@ -1057,16 +1177,18 @@ static char *build_head(struct session *s, const char *qid, size_t *len)
 	spf_helo = s->spf_helo_hdr && *s->mail_from ? header_fold("Received-SPF", s->spf_helo_hdr) : NULL;
 	spf_mail = s->spf_mail_hdr ? header_fold("Received-SPF", s->spf_mail_hdr) : NULL;
 	authres = build_authres(s);
+	pol = s->pol ? policy_sess_header(s->pol) : NULL;
 	ours = xasprintf("Return-Path: <%s>\n"
-			 "%s%s%s"
+			 "%s%s%s%s"
 			 "Received: from %s (%s[%s%s])\n"
 			 "\tby %s (postern) with %s id %s%s%s;\n"
 			 "\t%s\n",
-			 s->mail_from, authres, spf_helo ? spf_helo : "", spf_mail ? spf_mail : "", helo, "",
+			 s->mail_from, authres, spf_helo ? spf_helo : "", spf_mail ? spf_mail : "", pol ? pol : "", helo, "",
 			 s->family == AF_INET6 ? "IPv6:" : "", s->ip, c->hostname, proto, qid, tlsc, forc, date);
 	free(spf_helo);
 	free(spf_mail);
 	free(authres);
+	free(pol);
 	block = authres_strip(s->spool->head, s->spool->head_len, c->authserv_id, &block_len, &removed);
 	if (removed)
 		log_info(s->sid, "event=removed_forged_authres count=%d", removed);
@@ -1399,6 +1521,27 @@ static int spf_refuses(struct session *s)
 	return 1;
 }
 
+/* The policy's decision at the end of data (src/policy/policy.h): a
+ * graylisted message gets 451 4.7.1; a high score sends it to the Junk
+ * folder (unless DMARC chose a folder already). Returns 1 after refusing. */
+static int policy_refuses(struct session *s, const char **folder)
+{
+	const char *junk = NULL;
+	int64_t retry;
+
+	if (!s->pol || !policy_sess_active(s->pol))
+		return 0;
+	if (policy_sess_data(s->pol, s->auth_user != NULL, s->dmarc_done && s->dmarc_result == DMARC_PASS, &junk,
+			     &retry) == POLICY_DEFER) {
+		log_info(s->sid, "event=reject cmd=DATA code=451 reason=greylist retry_s=%lld", (long long)retry);
+		reply(s, "451 4.7.1 Greylisted, try again in %lld seconds", (long long)retry);
+		return 1;
+	}
+	if (junk && !*folder)
+		*folder = junk;
+	return 0;
+}
+
 /* The message is complete and SPF has answered: reject or deliver. resumed
  * is set when we come back from waiting, and then we read on ourselves. */
 static void finish_data(struct session *s, int resumed)
@@ -1408,7 +1551,7 @@ static void finish_data(struct session *s, int resumed)
 	char qid[40];
 
 	record_verdict(s);
-	if (spf_refuses(s) || dmarc_refuses(s, &folder)) {
+	if (spf_refuses(s) || dmarc_refuses(s, &folder) || policy_refuses(s, &folder)) {
 		transaction_reset(s);
 		s->state = S_CMD;
 		if (resumed)
@@ -1438,6 +1581,8 @@ static void finish_data(struct session *s, int resumed)
 		}
 		d->paths[d->npaths++] = p;
 	}
+	if (s->pol)
+		policy_sess_accepted(s->pol);
 	transaction_reset(s);
 	s->state = S_WAIT;
 	worker_submit(s->srv->workers, delivery_work, delivery_done, d);
@@ -1565,6 +1710,16 @@ static void session_read(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
+	if (s->state == S_GREET) {
+		/* An early talker: it sent before our greeting, so it does not
+		 * wait for replies (RFC 5321 section 4.3.1; postscreen's test). */
+		log_info(s->sid, "event=reject reason=early_talker client=%s", s->ip);
+		evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
+		reply(s, "554 5.7.1 %s Talking before the greeting is not allowed, closing connection",
+		      s->rt->cfg->hostname);
+		close_after_flush(s);
+		return;
+	}
 	if (s->state == S_CMD)
 		arm_timer(s, s->rt->cfg->command_timeout_ms);
 	else if (s->state == S_DATA || s->state == S_BDAT)
@@ -1633,6 +1788,13 @@ static void session_timeout(evutil_socket_t fd, short what, void *arg)
 		arm_timer(s, s->rt->cfg->command_timeout_ms);
 		return;
 	}
+	if (s->state == S_GREET) {
+		/* The greeting delay is over and the client kept quiet. */
+		s->state = S_CMD;
+		arm_timer(s, s->rt->cfg->command_timeout_ms);
+		reply(s, "220 %s ESMTP postern", s->rt->cfg->hostname);
+		return;
+	}
 	log_info(s->sid, "event=timeout state=%s", s->state == S_CMD ? "command" : s->state == S_TLS ? "tls" : "data");
 	if (s->state == S_TLS) {
 		session_free(s);
@@ -1644,10 +1806,13 @@ static void session_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void refuse(evutil_socket_t fd, const char *hostname)
+static void refuse(evutil_socket_t fd, const char *hostname, int rate)
 {
 	char msg[300];
-	int n = snprintf(msg, sizeof msg, "421 4.7.0 %s Too many connections, try again later\r\n", hostname);
+	int n = snprintf(msg, sizeof msg,
+			 rate ? "421 4.7.0 %s Too many connections from your address, try again later\r\n"
+			      : "421 4.7.0 %s Too many connections, try again later\r\n",
+			 hostname);
 	(void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	evutil_closesocket(fd);
 }
@@ -1672,7 +1837,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (srv->nsessions >= c->max_connections || same >= c->max_connections_per_client) {
 		log_info(NULL, "event=refused client=%s reason=%s", ip,
 			 srv->nsessions >= c->max_connections ? "max_connections" : "max_connections_per_client");
-		refuse(fd, c->hostname);
+		refuse(fd, c->hostname, 0);
+		return;
+	}
+	if (srv->policy && !policy_connect_allowed(srv->policy, c, ip)) {
+		log_info(NULL, "event=refused client=%s reason=connections_per_minute", ip);
+		refuse(fd, c->hostname, 1);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1713,8 +1883,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, c->max_command_line + 65536);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	arm_timer(s, c->command_timeout_ms);
 	log_info(s->sid, "event=connect client=%s", ip);
+	if (srv->policy) {
+		struct sockaddr_storage ls;
+		socklen_t ll = sizeof ls;
+		char local[INET6_ADDRSTRLEN] = "";
+		if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
+			inet_ntop(ls.ss_family,
+				  ls.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ls)->sin6_addr
+							   : (void *)&((struct sockaddr_in *)&ls)->sin_addr,
+				  local, sizeof local);
+		s->pol = policy_sess_new(srv->policy, c, s->sid, ip, local, policy_ready, s);
+	}
+	if (c->greet_delay_ms) {
+		/* Early-talker test: the greeting waits; session_read catches
+		 * a client that does not. */
+		s->state = S_GREET;
+		arm_timer(s, c->greet_delay_ms);
+		return;
+	}
+	arm_timer(s, c->command_timeout_ms);
 	reply(s, "220 %s ESMTP postern", c->hostname);
 }
 
@@ -1805,6 +1993,7 @@ int server_start(struct server *srv, struct store *store, struct dns *dns)
 	srv->workers = worker_pool_new(srv->base, (int)srv->rt->cfg->workers);
 	if (!srv->workers)
 		return -1;
+	srv->policy = policy_new(store, dns);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_enable(srv->listeners[i]);
 	return 0;
@@ -1850,7 +2039,7 @@ void server_shutdown(struct server *srv)
 		evconnlistener_disable(srv->listeners[i]);
 	for (s = srv->sessions; s; s = next) {
 		next = s->next;
-		if (s->state == S_CMD) {
+		if (s->state == S_CMD || s->state == S_GREET) {
 			reply(s, "421 4.3.2 %s Service shutting down", s->rt->cfg->hostname);
 			close_after_flush(s);
 		} else if (s->state == S_TLS) {
@@ -1875,6 +2064,7 @@ void server_free(struct server *srv)
 	srv->shutting_down = 0;
 	while (srv->sessions)
 		session_free(srv->sessions);
+	policy_free(srv->policy);
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
 	runtime_unref(srv->rt);

@@ -238,6 +238,66 @@ int store_tls_summary(struct store *st, int64_t since, enum store_tls_group by, 
 	return ops_of(st)->tls_summary(st, since, by, cb, arg);
 }
 
+/* ---- graylisting ---- */
+
+static int grey_key_ok(const char *k)
+{
+	return k && strlen(k) <= STORE_GREY_KEY_MAX;
+}
+
+int store_grey_get(struct store *st, const char *client, const char *sender, const char *rcpt, struct store_grey *out)
+{
+	if (!grey_key_ok(client) || !grey_key_ok(sender) || !grey_key_ok(rcpt))
+		return STORE_INVALID;
+	return ops_of(st)->grey_get(st, client, sender, rcpt, out);
+}
+
+int store_grey_put(struct store *st, const struct store_grey *g)
+{
+	if (!grey_key_ok(g->client) || !grey_key_ok(g->sender) || !grey_key_ok(g->rcpt))
+		return STORE_INVALID;
+	return ops_of(st)->grey_put(st, g);
+}
+
+int store_grey_list(struct store *st, store_grey_cb cb, void *arg)
+{
+	return ops_of(st)->grey_list(st, cb, arg);
+}
+
+int store_allow_get(struct store *st, const char *key, struct store_allow *out)
+{
+	if (!grey_key_ok(key) || !*key)
+		return STORE_INVALID;
+	return ops_of(st)->allow_get(st, key, out);
+}
+
+int store_allow_put(struct store *st, const struct store_allow *a)
+{
+	if (!grey_key_ok(a->key) || !*a->key)
+		return STORE_INVALID;
+	return ops_of(st)->allow_put(st, a);
+}
+
+int store_allow_list(struct store *st, store_allow_cb cb, void *arg)
+{
+	return ops_of(st)->allow_list(st, cb, arg);
+}
+
+int store_grey_forget(struct store *st, const char *key, int64_t *n)
+{
+	*n = 0;
+	if (key && !grey_key_ok(key))
+		return STORE_INVALID;
+	return ops_of(st)->grey_forget(st, key, n);
+}
+
+int store_grey_expire(struct store *st, int64_t unpassed_before, int64_t passed_before, int64_t allow_before,
+		      int64_t *n)
+{
+	*n = 0;
+	return ops_of(st)->grey_expire(st, unpassed_before, passed_before, allow_before, n);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

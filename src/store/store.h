@@ -183,6 +183,45 @@ struct store_tls_row {
 typedef int (*store_tls_row_cb)(void *arg, const struct store_tls_row *row);
 int store_tls_summary(struct store *st, int64_t since, enum store_tls_group by, store_tls_row_cb cb, void *arg);
 
+/*
+ * Graylisting (RFC 6647; policy/grey.c has the logic). A triplet is
+ * (client, sender, recipient): client is a network block ("192.0.2.0/24",
+ * "2001:db8::/64") or, when SPF passed for the sender, the sender's domain;
+ * sender is normalised (policy/grey.c), "" for the null sender. Times are
+ * Unix milliseconds; passed is 0 until the triplet has passed. Allow entries are
+ * clients (blocks) and sender domains that are not delayed: counted
+ * accepted messages (auto-allow), or manual (never expire). Keys are at most
+ * STORE_GREY_KEY_MAX bytes.
+ */
+#define STORE_GREY_KEY_MAX 320
+struct store_grey {
+	const char *client, *sender, *rcpt;
+	int64_t first_seen, last_seen, passed, attempts;
+};
+struct store_allow {
+	const char *key;
+	int64_t count, first_seen, last_seen;
+	int manual;
+};
+typedef int (*store_grey_cb)(void *arg, const struct store_grey *g);
+typedef int (*store_allow_cb)(void *arg, const struct store_allow *a);
+/* STORE_OK and *out (strings borrowed from the arguments), or STORE_NOTFOUND. */
+int store_grey_get(struct store *st, const char *client, const char *sender, const char *rcpt, struct store_grey *out);
+/* Inserts or replaces the triplet. */
+int store_grey_put(struct store *st, const struct store_grey *g);
+int store_grey_list(struct store *st, store_grey_cb cb, void *arg);
+int store_allow_get(struct store *st, const char *key, struct store_allow *out);
+int store_allow_put(struct store *st, const struct store_allow *a);
+int store_allow_list(struct store *st, store_allow_cb cb, void *arg);
+/* Removes the triplets whose client, sender or recipient is key, and the
+ * allow entry key; key NULL removes everything. *n: rows removed. */
+int store_grey_forget(struct store *st, const char *key, int64_t *n);
+/* Removes triplets that never passed and were first seen before
+ * unpassed_before, passed ones idle since before passed_before, and
+ * automatic allow entries idle since before allow_before. */
+int store_grey_expire(struct store *st, int64_t unpassed_before, int64_t passed_before, int64_t allow_before,
+		      int64_t *n);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -202,6 +241,14 @@ struct store_ops {
 	int (*dmarc_summary)(struct store *, int64_t, enum store_dmarc_group, store_dmarc_row_cb, void *);
 	int (*tls_report_add)(struct store *, const struct store_tls_report *);
 	int (*tls_summary)(struct store *, int64_t, enum store_tls_group, store_tls_row_cb, void *);
+	int (*grey_get)(struct store *, const char *, const char *, const char *, struct store_grey *);
+	int (*grey_put)(struct store *, const struct store_grey *);
+	int (*grey_list)(struct store *, store_grey_cb, void *);
+	int (*allow_get)(struct store *, const char *, struct store_allow *);
+	int (*allow_put)(struct store *, const struct store_allow *);
+	int (*allow_list)(struct store *, store_allow_cb, void *);
+	int (*grey_forget)(struct store *, const char *, int64_t *);
+	int (*grey_expire)(struct store *, int64_t, int64_t, int64_t, int64_t *);
 	void (*close)(struct store *);
 };
 

@@ -54,6 +54,12 @@ enum stmt_id {
 	ST_ALIAS_LIST,
 	ST_VERDICT_ADD,
 	ST_VERDICT_LIST,
+	ST_GREY_GET,
+	ST_GREY_PUT,
+	ST_GREY_LIST,
+	ST_ALLOW_GET,
+	ST_ALLOW_PUT,
+	ST_ALLOW_LIST,
 	ST_COUNT
 };
 
@@ -76,6 +82,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_VERDICT_LIST] = "SELECT received, source_ip, helo, envelope_from, header_from, spf_domain, spf_result, "
 			    "dkim, dmarc_result, dmarc_policy, disposition, policy_published, reason "
 			    "FROM auth_verdict WHERE received >= ?1 ORDER BY received, id",
+	[ST_GREY_GET] = "SELECT first_seen, last_seen, passed, attempts FROM greylist "
+			"WHERE client = ?1 AND sender = ?2 AND rcpt = ?3",
+	[ST_GREY_PUT] = "INSERT OR REPLACE INTO greylist(client, sender, rcpt, first_seen, last_seen, passed, attempts) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_GREY_LIST] = "SELECT client, sender, rcpt, first_seen, last_seen, passed, attempts FROM greylist "
+			 "ORDER BY client, sender, rcpt",
+	[ST_ALLOW_GET] = "SELECT count, first_seen, last_seen, manual FROM greylist_allow WHERE key = ?1",
+	[ST_ALLOW_PUT] = "INSERT OR REPLACE INTO greylist_allow(key, count, first_seen, last_seen, manual) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_ALLOW_LIST] = "SELECT key, count, first_seen, last_seen, manual FROM greylist_allow ORDER BY key",
 };
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -142,6 +158,19 @@ static const char *const migrations[] = {
 	"  reason_code TEXT, info TEXT, count INTEGER NOT NULL"
 	");"
 	"CREATE INDEX IF NOT EXISTS tls_failure_policy ON tls_failure(policy);",
+	/* v4: graylisting (RFC 6647): triplets, and clients and domains allowed */
+	"CREATE TABLE IF NOT EXISTS greylist ("
+	"  client TEXT NOT NULL, sender TEXT NOT NULL, rcpt TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	"  passed INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 1,"
+	"  PRIMARY KEY (client, sender, rcpt)"
+	");"
+	"CREATE TABLE IF NOT EXISTS greylist_allow ("
+	"  key TEXT PRIMARY KEY,"
+	"  count INTEGER NOT NULL DEFAULT 0,"
+	"  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	"  manual INTEGER NOT NULL DEFAULT 0"
+	");",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -714,6 +743,219 @@ static int sq_tls_summary(struct store *st, int64_t since, enum store_tls_group 
 	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
 }
 
+/* ---- graylisting ---- */
+
+static int bind_int(struct store *st, sqlite3_stmt *s, int idx, int64_t v)
+{
+	if (sqlite3_bind_int64(s, idx, (sqlite3_int64)v) != SQLITE_OK) {
+		db_error(st, "bind");
+		return -1;
+	}
+	return 0;
+}
+
+/* Steps a statement that returns no rows; STORE_OK or STORE_ERROR. */
+static int step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+	if (rc != STORE_OK)
+		db_error(st, what);
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_grey_get(struct store *st, const char *client, const char *sender, const char *rcpt,
+		       struct store_grey *out)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_GREY_GET);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, client) < 0 || bind_text(st, s, 2, sender) < 0 || bind_text(st, s, 3, rcpt) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->client = client;
+		out->sender = sender;
+		out->rcpt = rcpt;
+		out->first_seen = sqlite3_column_int64(s, 0);
+		out->last_seen = sqlite3_column_int64(s, 1);
+		out->passed = sqlite3_column_int64(s, 2);
+		out->attempts = sqlite3_column_int64(s, 3);
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = STORE_NOTFOUND;
+	} else {
+		db_error(st, "grey_get");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_grey_put(struct store *st, const struct store_grey *g)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_GREY_PUT);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, g->client) < 0 || bind_text(st, s, 2, g->sender) < 0 || bind_text(st, s, 3, g->rcpt) < 0 ||
+	    bind_int(st, s, 4, g->first_seen) < 0 || bind_int(st, s, 5, g->last_seen) < 0 ||
+	    bind_int(st, s, 6, g->passed) < 0 || bind_int(st, s, 7, g->attempts) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "grey_put");
+}
+
+static int sq_grey_list(struct store *st, store_grey_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_GREY_LIST);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_grey g = {
+			.client = (const char *)sqlite3_column_text(s, 0),
+			.sender = (const char *)sqlite3_column_text(s, 1),
+			.rcpt = (const char *)sqlite3_column_text(s, 2),
+			.first_seen = sqlite3_column_int64(s, 3),
+			.last_seen = sqlite3_column_int64(s, 4),
+			.passed = sqlite3_column_int64(s, 5),
+			.attempts = sqlite3_column_int64(s, 6),
+		};
+		if (cb(arg, &g))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_error(st, "grey_list");
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	stmt_done(s);
+	return STORE_OK;
+}
+
+static int sq_allow_get(struct store *st, const char *key, struct store_allow *out)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ALLOW_GET);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, key) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->key = key;
+		out->count = sqlite3_column_int64(s, 0);
+		out->first_seen = sqlite3_column_int64(s, 1);
+		out->last_seen = sqlite3_column_int64(s, 2);
+		out->manual = sqlite3_column_int(s, 3);
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = STORE_NOTFOUND;
+	} else {
+		db_error(st, "allow_get");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_allow_put(struct store *st, const struct store_allow *a)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ALLOW_PUT);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, a->key) < 0 || bind_int(st, s, 2, a->count) < 0 || bind_int(st, s, 3, a->first_seen) < 0 ||
+	    bind_int(st, s, 4, a->last_seen) < 0 || bind_int(st, s, 5, a->manual) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "allow_put");
+}
+
+static int sq_allow_list(struct store *st, store_allow_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ALLOW_LIST);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_allow a = {
+			.key = (const char *)sqlite3_column_text(s, 0),
+			.count = sqlite3_column_int64(s, 1),
+			.first_seen = sqlite3_column_int64(s, 2),
+			.last_seen = sqlite3_column_int64(s, 3),
+			.manual = sqlite3_column_int(s, 4),
+		};
+		if (cb(arg, &a))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_error(st, "allow_list");
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	stmt_done(s);
+	return STORE_OK;
+}
+
+/* Runs sql (one statement, parameters ?1.. bound from texts or ints) in a
+ * one-off statement; adds the rows changed to *n. */
+static int run_once(struct store *st, const char *sql, const char *text, const int64_t *ints, int nints, int64_t *n,
+		    const char *what)
+{
+	sqlite3_stmt *s;
+	int rc;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		db_error(st, what);
+		return STORE_ERROR;
+	}
+	if (text && sqlite3_bind_text(s, 1, text, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		goto fail;
+	for (int i = 0; i < nints; i++)
+		if (sqlite3_bind_int64(s, i + 1, (sqlite3_int64)ints[i]) != SQLITE_OK)
+			goto fail;
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	*n += sqlite3_changes(st->db);
+	sqlite3_finalize(s);
+	return STORE_OK;
+fail:
+	db_error(st, what);
+	sqlite3_finalize(s);
+	return STORE_ERROR;
+}
+
+static int sq_grey_forget(struct store *st, const char *key, int64_t *n)
+{
+	if (!key) {
+		if (run_once(st, "DELETE FROM greylist", NULL, NULL, 0, n, "grey_forget") != STORE_OK)
+			return STORE_ERROR;
+		return run_once(st, "DELETE FROM greylist_allow", NULL, NULL, 0, n, "grey_forget");
+	}
+	if (run_once(st, "DELETE FROM greylist WHERE client = ?1 OR sender = ?1 OR rcpt = ?1", key, NULL, 0, n,
+		     "grey_forget") != STORE_OK)
+		return STORE_ERROR;
+	return run_once(st, "DELETE FROM greylist_allow WHERE key = ?1", key, NULL, 0, n, "grey_forget");
+}
+
+static int sq_grey_expire(struct store *st, int64_t unpassed_before, int64_t passed_before, int64_t allow_before,
+			  int64_t *n)
+{
+	int64_t a[2] = { unpassed_before, passed_before };
+	if (run_once(st, "DELETE FROM greylist WHERE (passed = 0 AND first_seen < ?1) OR (passed <> 0 AND last_seen < ?2)",
+		     NULL, a, 2, n, "grey_expire") != STORE_OK)
+		return STORE_ERROR;
+	return run_once(st, "DELETE FROM greylist_allow WHERE manual = 0 AND last_seen < ?1", NULL, &allow_before, 1, n,
+			"grey_expire");
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -744,6 +986,14 @@ static const struct store_ops sqlite_ops = {
 	.dmarc_summary = sq_dmarc_summary,
 	.tls_report_add = sq_tls_report_add,
 	.tls_summary = sq_tls_summary,
+	.grey_get = sq_grey_get,
+	.grey_put = sq_grey_put,
+	.grey_list = sq_grey_list,
+	.allow_get = sq_allow_get,
+	.allow_put = sq_allow_put,
+	.allow_list = sq_allow_list,
+	.grey_forget = sq_grey_forget,
+	.grey_expire = sq_grey_expire,
 	.close = sq_close,
 };
 

@@ -3,7 +3,8 @@ mailfile: reading what postern stored, and building what tests send.
 
 docs/smtp.md: a stored message uses LF line endings and begins with
 `Return-Path: <sender>`, then exactly one `Authentication-Results:` of ours
-(RFC 8601), then any `Received-SPF:` fields (RFC 7208 9.1), then postern's
+(RFC 8601), then any `Received-SPF:` fields (RFC 7208 9.1), then at most one
+`X-Postern-Policy:` (the policy score, when [policy] is enabled), then postern's
 `Received:` header (each may be folded over several lines), followed by the
 message as the client sent it, less any Authentication-Results field that
 claimed our authserv-id.
@@ -42,6 +43,12 @@ class StoredMessage:
         # unfolded, single spaces, without the field name
         self.authres = re.sub(r"\s+", " ", authres[0].decode("utf-8", "replace"))[len("Authentication-Results: "):]
         self.received_spf = take(b"Received-SPF: ")
+        policy = take(b"X-Postern-Policy: ")
+        if len(policy) > 1:
+            raise AssertionError("%s: more than one X-Postern-Policy header of ours: %r" % (path, data[:600]))
+        # unfolded, single spaces, without the field name; None when the checks are off
+        self.policy = (re.sub(r"\s+", " ", policy[0].decode("utf-8", "replace"))[len("X-Postern-Policy: "):]
+                       if policy else None)
         if i >= len(lines) or not lines[i].startswith(b"Received: "):
             raise AssertionError("%s: Return-Path is not followed by our Received header: %r" % (path, data[:300]))
         received = [lines[i]]

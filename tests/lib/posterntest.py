@@ -248,6 +248,16 @@ class Postern:
             cfg["dmarc"] = {"enabled": "no"}
         if "arc" in known:
             cfg["arc"] = {"verify": "no"}
+        # The inbound policy is neutral: no DNS checks, no graylisting, no
+        # rate limits (tests/integration/test_policy*.py turn them on).
+        if "policy" in known:
+            cfg["policy"] = {"enabled": "no", "greet_delay": "0s", "max_unknown_recipients": "100000"}
+        if "greylist" in known:
+            cfg["greylist"] = {"mode": "off"}
+        if "ratelimit" in known:
+            cfg["ratelimit"] = {k: "0" for k in ("connections_per_minute", "messages_per_hour",
+                                                 "recipients_per_hour", "unknown_recipients_per_hour",
+                                                 "auth_messages_per_hour", "auth_recipients_per_hour")}
         if self.cert:
             cfg["tls"] = {"certificate": str(self.cert[0]), "key": str(self.cert[1])}
         return cfg

@@ -65,10 +65,14 @@ class ServerClosed(Exception):
 
 
 class SMTPConn:
-    def __init__(self, host="127.0.0.1", port=25, timeout=10.0, greeting=True):
+    def __init__(self, host="127.0.0.1", port=25, timeout=10.0, greeting=True, source=None):
+        """source: the local address to connect from (any 127.x.y.z works
+        on Linux loopback), for tests that need several client addresses."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
         self.timeout = timeout
         self.buf = b""
