@@ -50,7 +50,8 @@ void cli_doctor_usage(FILE *out)
 	      "  --hostname NAME   the HELO name (default [server] hostname)\n"
 	      "  --address IP      a public address of this host (repeatable; default: the\n"
 	      "                    host name's A and AAAA records)\n"
-	      "  --dnsbl ZONE      a DNS block list to check the addresses on (repeatable)\n"
+	      "  --dnsbl ZONE      a DNS block list to check the addresses on (repeatable;\n"
+	      "                    default: the lists of [dnsbl], with their return codes)\n"
 	      "  --dnswl ZONE      a DNS allow list (repeatable)\n"
 	      "  --ca-file FILE    CA certificates for fetching the MTA-STS policy (default:\n"
 	      "                    the system's)\n"
@@ -117,6 +118,17 @@ static void print_json(const struct doctor_report *r)
 	       r->counts[DOCTOR_WARN], r->counts[DOCTOR_FAIL]);
 }
 
+/* The first item of a comma-separated list, into buf. */
+static const char *first_item(const char *list, char *buf, size_t n)
+{
+	size_t len;
+	while (*list == ' ' || *list == ',')
+		list++;
+	len = strcspn(list, ", ");
+	snprintf(buf, n, "%.*s", (int)len, list);
+	return buf;
+}
+
 int cli_doctor(const char *config_path, int config_explicit, int argc, char **argv)
 {
 	struct cli_dns_args da = { 0 };
@@ -132,7 +144,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	struct event_base *base;
 	struct dns *dns;
 	struct store *st = NULL;
-	char err[512], dom[256], why[256];
+	char err[512], dom[256], why[256], rua[256], tls_rua[256];
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -160,6 +172,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 				return 2;
 			}
 			lists[nlists].zone = v;
+			lists[nlists].rules = NULL;
 			lists[nlists++].allow = !strcmp(a, "--dnswl");
 			i++;
 		} else if (!strcmp(a, "--ca-file")) {
@@ -225,6 +238,20 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	o.our_domains = cfg ? (const char *const *)cfg->domains : (const char *const *)&o.domain;
 	o.nour_domains = cfg ? cfg->ndomains : 1;
 	o.store = st;
+	if (nlists == 0 && cfg) {
+		/* The lists the server uses ([dnsbl]). */
+		const struct policy_zones *zs[2] = { &cfg->blocklists, &cfg->allowlists };
+		for (int a = 0; a < 2; a++)
+			for (size_t i = 0; i < zs[a]->n && nlists < DOCTOR_MAX_ARGS; i++) {
+				lists[nlists].zone = zs[a]->zones[i].name;
+				lists[nlists].allow = a;
+				lists[nlists++].rules = &zs[a]->zones[i];
+			}
+	}
+	if (cfg && cfg->reports_dmarc_address && *cfg->reports_dmarc_address)
+		o.rua = first_item(cfg->reports_dmarc_address, rua, sizeof rua);
+	if (cfg && cfg->reports_tls_address && *cfg->reports_tls_address)
+		o.tls_rua = first_item(cfg->reports_tls_address, tls_rua, sizeof tls_rua);
 	o.lists = lists;
 	o.nlists = nlists;
 	doctor_run(dns, &o, &r);

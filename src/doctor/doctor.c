@@ -29,6 +29,7 @@
 #include "auth/dmarc.h"
 #include "auth/spf.h"
 #include "deliver/mtasts.h"
+#include "policy/conf.h"
 #include "dns/dns.h"
 #include "lib/util.h"
 #include "store/store.h"
@@ -812,11 +813,26 @@ static void check_lists(struct dns *dns, const struct doctor_options *o, struct 
 			snprintf(name, sizeof name, "%s %s", dl->allow ? "dnswl" : "dnsbl", dl->zone);
 			if (reverse_name(r->addresses[i], dl->zone, qname, sizeof qname) < 0)
 				continue;
+			enum zone_action act = ZONE_LISTED;
 			lookup(dns, qname, DNS_T_A, &q);
-			for (size_t j = 0; q.status == DNS_ANSWER && j < q.a.nrrs && !*code; j++)
-				if (q.a.rrs[j].type == DNS_T_A)
-					addr_text(&q.a.rrs[j], code, sizeof code);
-			if (*code && !strncmp(code, "127.255.255.", 12))
+			for (size_t j = 0; q.status == DNS_ANSWER && j < q.a.nrrs && !*code; j++) {
+				const struct dns_rr *rr = &q.a.rrs[j];
+				double w;
+				uint32_t v;
+				if (rr->type != DNS_T_A)
+					continue;
+				addr_text(rr, code, sizeof code);
+				v = (uint32_t)rr->addr[0] << 24 | (uint32_t)rr->addr[1] << 16 | (uint32_t)rr->addr[2] << 8 |
+				    rr->addr[3];
+				if (dl->rules)
+					act = policy_zone_classify(dl->rules, v, &w);
+				else if (rr->addr[0] == 127 && rr->addr[1] == 255 && rr->addr[2] == 255)
+					act = ZONE_ERROR;
+			}
+			if (*code && act == ZONE_IGNORE)
+				add(r, name, dl->allow ? DOCTOR_WARN : DOCTOR_PASS, NULL, "%s: %s answered %s, which means nothing here",
+				    r->addresses[i], dl->zone, code);
+			else if (*code && act == ZONE_ERROR)
 				add(r, name, DOCTOR_WARN,
 				    fmt("%s refused the query (%s): use a resolver of your own, not a public one", dl->zone,
 					code),

@@ -42,9 +42,13 @@ struct doctor_report {
 };
 
 /* A DNS list: zone, and whether it lists good senders. */
+struct policy_zone;
 struct doctor_list {
 	const char *zone;
 	int allow; /* a DNSWL: being listed is good */
+	/* The configured zone ([dnsbl]), whose rules say what each return
+	 * code means; NULL: 127.255.255.x is an error, anything else a hit. */
+	const struct policy_zone *rules;
 };
 
 struct doctor_options {

@@ -287,3 +287,30 @@ def test_mtasts_certificate_for_another_name_is_refused(build, site, sts):
         out = doctor(pt, dns, "--address", ADDR4)
     got = verdicts(out, "mta-sts policy")
     assert got[0]["status"] == "fail" and "cannot fetch" in got[0]["detail"], got
+
+
+def test_configured_lists_and_report_addresses(build, postern_factory, sts):
+    """Without --dnsbl, the doctor checks the [dnsbl] zones with their
+    return-code rules; the DMARC and TLS-RPT records it suggests send
+    reports to the [reports] addresses."""
+    STS_ADDR["addr"] = sts.addr
+    STS_ADDR["ca"] = str(sts.ca.cert_path)
+    pt = postern_factory(start=False, config={
+        "dnsbl": {"blocklists": "bl.test=3 127.0.0.9=ignore; other.test",
+                  "allowlists": "wl.test=-1 127.0.0.255=error"},
+        "reports": {"dmarc_address": "dmarc-rua@example.test", "tls_address": "tls-rua@example.test"},
+    })
+    z = good_zones({})
+    del z["_dmarc." + DOMAIN]
+    del z["_smtp._tls." + DOMAIN]
+    z["10.2.0.192.bl.test"] = [("A", "127.0.0.9")]        # ignored by the rule
+    z["10.2.0.192.other.test"] = [("A", "127.0.0.2")]     # listed
+    z["10.2.0.192.wl.test"] = [("A", "127.0.0.255")]      # the list refused us
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    by = {c["check"]: c for c in out["checks"]}
+    assert by["dnsbl bl.test"]["status"] == "pass", by["dnsbl bl.test"]
+    assert by["dnsbl other.test"]["status"] == "fail"
+    assert by["dnswl wl.test"]["status"] == "warn" and "could not be checked" in by["dnswl wl.test"]["detail"]
+    assert any("rua=mailto:dmarc-rua@example.test" in line for line in out["publish"]), out["publish"]
+    assert any("rua=mailto:tls-rua@example.test" in line for line in out["publish"]), out["publish"]
