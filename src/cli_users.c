@@ -14,8 +14,9 @@
  * terminal is restored before the process dies.
  *
  * Policy lives here, not in the store: a mailbox or alias source must be in
- * one of [server] domains, and an alias may for now only point at existing
- * local mailboxes (forwarding elsewhere needs outbound delivery). Deleting
+ * one of [server] domains, and an alias target is either an existing local
+ * mailbox or an address outside our domains (forwarded through the outbound
+ * queue, with our ARC set; docs/architecture.md). Deleting
  * needs no local domain, so entries of a domain that was removed from the
  * configuration can still be cleaned up.
  */
@@ -115,9 +116,10 @@ void cli_alias_usage(FILE *out)
 	      "  add SOURCE TARGET...  SOURCE is user@domain, or @domain for a catch-all\n"
 	      "                        that receives mail to every address of the domain\n"
 	      "                        that is neither a mailbox nor an alias. Its domain\n"
-	      "                        must be one of [server] domains. Each TARGET must be\n"
-	      "                        an existing mailbox; forwarding to outside addresses\n"
-	      "                        comes with outbound delivery.\n"
+	      "                        must be one of [server] domains. Each TARGET is an\n"
+	      "                        existing mailbox of ours, or an address elsewhere:\n"
+	      "                        mail is then forwarded there (ARC-sealed, see\n"
+	      "                        [arc] seal) through the outbound queue.\n"
 	      "  del SOURCE [TARGET]   Remove the alias SOURCE -> TARGET, or without TARGET\n"
 	      "                        every target of SOURCE.\n"
 	      "  list [--json]         Print every alias as \"source -> target\"; with --json,\n"
@@ -654,18 +656,14 @@ static int alias_add(const struct config *cfg, const struct opts *o)
 		}
 		if (cli_address(arg, 0, targets[i], &domain) < 0)
 			goto out;
-		if (!config_is_local_domain(cfg, domain)) {
-			cli_err("%s is not a local mailbox; forwarding to outside addresses comes with outbound "
-				"delivery, which postern does not have yet",
-				targets[i]);
-			goto out;
-		}
 		keeps_copy |= !strcmp(targets[i], src);
 	}
 	st = open_store(cfg);
 	if (!st)
 		goto out;
 	for (int i = 0; i < ntargets; i++) {
+		if (!config_is_local_domain(cfg, strchr(targets[i], '@') + 1))
+			continue; /* forwarded outside: nothing of ours to check */
 		rc = store_user_exists(st, targets[i]);
 		if (rc == STORE_NOTFOUND) {
 			cli_err("there is no mailbox %s; create it first with 'postern user add %s'", targets[i],
@@ -680,7 +678,8 @@ static int alias_add(const struct config *cfg, const struct opts *o)
 	for (int i = 0; i < ntargets; i++) {
 		rc = store_alias_add(st, src, targets[i]);
 		if (rc == STORE_OK) {
-			printf("added %s -> %s\n", src, targets[i]);
+			printf("added %s -> %s%s\n", src, targets[i],
+			       config_is_local_domain(cfg, strchr(targets[i], '@') + 1) ? "" : " (forwarded outside)");
 		} else if (rc == STORE_EXISTS) {
 			printf("unchanged: %s -> %s already exists\n", src, targets[i]);
 		} else {

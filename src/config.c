@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/keyring.h"
 #include "lib/ini.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -89,6 +90,21 @@ static const struct key keys[] = {
 	{ "smtp", "bare_line_endings", T_ENUM, S(bare_line_endings), 0, "reject", "reject|normalise", 0, 0,
 	  "A bare CR or LF in message data: reject the message (554 5.6.0), or normalise it to CRLF." },
 
+	{ "submission", "listen", T_LISTEN, S(submission_listen_raw), 0, "", NULL, 0, 0,
+	  "Addresses for mail submission by our users with STARTTLS (RFC 6409), e.g. 0.0.0.0:587, [::]:587. Empty: none. Needs [tls]." },
+	{ "submission", "submissions_listen", T_LISTEN, S(submissions_listen_raw), 0, "", NULL, 0, 0,
+	  "Addresses for submission over implicit TLS (RFC 8314), e.g. 0.0.0.0:465, [::]:465. Empty: none. Needs [tls]." },
+	{ "submission", "sender", T_ENUM, S(submission_sender), 0, "own", "own|domain|any", 0, 0,
+	  "Which senders a user may use (MAIL FROM and From): own addresses (the mailbox and its aliases), any address of a domain of ours, or any." },
+	{ "submission", "auth_max_failures", T_UINT, NUMERIC_RAW, S(auth_max_failures), "5", NULL, 1, 1000,
+	  "Failed logins per client address, and per account, within auth_window before further attempts are refused." },
+	{ "submission", "auth_window", T_DURATION, NUMERIC_RAW, S(auth_window_ms), "15m", NULL, 1000, 86400000,
+	  "The window in which failed logins are counted." },
+	{ "submission", "auth_lockout", T_DURATION, NUMERIC_RAW, S(auth_lockout_ms), "15m", NULL, 1000, 86400000,
+	  "How long a client address or an account over auth_max_failures is refused (454 4.7.0, or 421 for the address)." },
+	{ "submission", "auth_failure_delay", T_DURATION, NUMERIC_RAW, S(auth_failure_delay_ms), "2s", NULL, 0, 60000,
+	  "How long a failed login waits before its 535 reply." },
+
 	{ "tls", "certificate", T_PATH, S(tls_certificate), 0, "", NULL, 0, 0,
 	  "PEM certificate chain for STARTTLS. Empty: STARTTLS is not offered." },
 	{ "tls", "key", T_PATH, S(tls_key), 0, "", NULL, 0, 0,
@@ -106,6 +122,10 @@ static const struct key keys[] = {
 	  "Verify the DKIM signatures of every message received (RFC 6376) and record them." },
 	{ "dkim", "max_signatures", T_UINT, NUMERIC_RAW, S(dkim_max_signatures), "10", NULL, 1, 100,
 	  "DKIM signatures verified per message, from the top; later ones are ignored." },
+	{ "dkim", "sign", T_ENUM, S(dkim_sign), 0, "yes", "yes|no", 0, 0,
+	  "Sign submitted mail with every key of its From domain (dual signing with an RSA and an Ed25519 key)." },
+	{ "dkim", "key_dir", T_PATH, S(dkim_key_dir), 0, "", NULL, 0, 0,
+	  "Signing keys as KEY_DIR/DOMAIN/SELECTOR.key, as `postern dkim keygen` writes them. Empty: DATA_DIR/dkim." },
 	{ "dmarc", "enabled", T_ENUM, S(dmarc_enabled), 0, "yes", "yes|no", 0, 0,
 	  "Evaluate DMARC (RFC 7489) for every message received, and record the verdict." },
 	{ "dmarc", "apply_policy", T_ENUM, S(dmarc_apply_policy), 0, "yes", "yes|no", 0, 0,
@@ -116,6 +136,8 @@ static const struct key keys[] = {
 	  "The Maildir++ folder that quarantined mail goes to (Dovecot shows .Junk as Junk)." },
 	{ "arc", "verify", T_ENUM, S(arc_verify), 0, "yes", "yes|no", 0, 0,
 	  "Validate the ARC chain of every message received (RFC 8617) and record it." },
+	{ "arc", "seal", T_ENUM, S(arc_seal), 0, "yes", "yes|no", 0, 0,
+	  "Add our ARC set to mail an alias forwards to an outside address, with the RSA key of the alias's domain." },
 	{ "spf", "enabled", T_ENUM, S(spf_enabled), 0, "yes", "yes|no", 0, 0,
 	  "Check SPF for every message and record the result in a Received-SPF header." },
 	{ "spf", "fail", T_ENUM, S(spf_on_fail), 0, "record", "record|reject", 0, 0,
@@ -563,6 +585,32 @@ static void policy_cross_check(struct loader *ld)
 		problem(ld, ld->line[key_index("dnsbl", "allowlists")], "allowlists: %s", err);
 }
 
+/* Parses a listen list into *out. An empty list is allowed only when
+ * may_be_empty (submission listeners are optional). */
+static void parse_listen_list(struct loader *ld, size_t i, const char *raw, struct listen_addr **out, size_t *nout,
+			      int may_be_empty)
+{
+	const char *eg = !strcmp(keys[i].section, "smtp") ? "25" : !strcmp(keys[i].name, "listen") ? "587" : "465";
+	char **items;
+	size_t n;
+
+	if (!raw)
+		return;
+	n = split_list(raw, &items);
+	*out = xcalloc(n ? n : 1, sizeof **out);
+	for (size_t j = 0; j < n; j++) {
+		if (config_parse_listen(items[j], &(*out)[*nout]) == 0)
+			(*nout)++;
+		else
+			problem(ld, ld->line[i], "%s: '%s' is not ADDRESS:PORT; write e.g. 127.0.0.1:%s or [::1]:%s",
+				keys[i].name, items[j], eg, eg);
+		free(items[j]);
+	}
+	free(items);
+	if (n == 0 && !may_be_empty)
+		problem(ld, ld->line[i], "listen is empty; give at least one ADDRESS:PORT");
+}
+
 static void cross_check(struct loader *ld)
 {
 	struct config *c = ld->cfg;
@@ -583,23 +631,11 @@ static void cross_check(struct loader *ld)
 		}
 	}
 
-	i = key_index("smtp", "listen");
-	if (c->smtp_listen_raw) {
-		char **items;
-		size_t n = split_list(c->smtp_listen_raw, &items);
-		c->smtp_listen = xcalloc(n, sizeof *c->smtp_listen);
-		for (size_t j = 0; j < n; j++) {
-			if (config_parse_listen(items[j], &c->smtp_listen[c->nsmtp_listen]) == 0)
-				c->nsmtp_listen++;
-			else
-				problem(ld, ld->line[i], "listen: '%s' is not ADDRESS:PORT; write e.g. 127.0.0.1:25 or [::1]:25",
-					items[j]);
-			free(items[j]);
-		}
-		free(items);
-		if (n == 0)
-			problem(ld, ld->line[i], "listen is empty; give at least one ADDRESS:PORT");
-	}
+	parse_listen_list(ld, key_index("smtp", "listen"), c->smtp_listen_raw, &c->smtp_listen, &c->nsmtp_listen, 0);
+	parse_listen_list(ld, key_index("submission", "listen"), c->submission_listen_raw, &c->submission_listen,
+			  &c->nsubmission_listen, 1);
+	parse_listen_list(ld, key_index("submission", "submissions_listen"), c->submissions_listen_raw,
+			  &c->submissions_listen, &c->nsubmissions_listen, 1);
 
 	if (!*c->hostname) {
 		char h[256] = "localhost";
@@ -646,6 +682,20 @@ static void cross_check(struct loader *ld)
 			problem(ld, ld->line[key_index("tls", *p == c->tls_certificate ? "certificate" : "key")],
 				"cannot read %s: %s; check the path and its permissions", *p, strerror(errno));
 	}
+	if ((c->nsubmission_listen || c->nsubmissions_listen) && !*c->tls_certificate) {
+		size_t k = key_index("submission", c->nsubmission_listen ? "listen" : "submissions_listen");
+		problem(ld, ld->line[k],
+			"submission needs TLS (passwords never travel in clear): set [tls] certificate and key, or "
+			"remove %s",
+			keys[k].name);
+	}
+	if (!*c->dkim_key_dir) {
+		free(c->dkim_key_dir);
+		c->dkim_key_dir = xasprintf("%s/dkim", c->data_dir);
+	}
+	c->dkim_key_dir_line = ld->line[key_index("dkim", "key_dir")];
+	if (!c->dkim_key_dir_line)
+		c->dkim_key_dir_line = ld->line[key_index("dkim", "sign")];
 	c->bare_lf = !strcasecmp(c->bare_line_endings, "normalise") ? BARE_LF_NORMALISE : BARE_LF_REJECT;
 	if (c->max_message_size && c->max_data_line > c->max_message_size)
 		problem(ld, ld->line[key_index("smtp", "max_data_line")],
@@ -775,8 +825,52 @@ void config_free(struct config *c)
 	free(c->smtp_listen);
 	policy_zones_clear(&c->blocklists);
 	policy_zones_clear(&c->allowlists);
+	for (size_t i = 0; i < c->nsubmission_listen; i++) {
+		free(c->submission_listen[i].host);
+		free(c->submission_listen[i].port);
+	}
+	free(c->submission_listen);
+	for (size_t i = 0; i < c->nsubmissions_listen; i++) {
+		free(c->submissions_listen[i].host);
+		free(c->submissions_listen[i].port);
+	}
+	free(c->submissions_listen);
+	keyring_free(c->dkim_keys);
 	free(c->path);
 	free(c);
+}
+
+struct key_problems {
+	const struct config *cfg;
+	FILE *err;
+	int n;
+};
+
+static void key_problem(void *arg, const char *text)
+{
+	struct key_problems *kp = arg;
+	if (kp->cfg->dkim_key_dir_line > 0)
+		fprintf(kp->err, "%s:%d: %s\n", kp->cfg->path, kp->cfg->dkim_key_dir_line, text);
+	else
+		fprintf(kp->err, "%s: %s\n", kp->cfg->path, text);
+	kp->n++;
+}
+
+int config_load_keys(struct config *cfg, FILE *err)
+{
+	struct key_problems kp = { cfg, err, 0 };
+	struct keyring *k;
+
+	if (strcasecmp(cfg->dkim_sign, "yes") && strcasecmp(cfg->arc_seal, "yes"))
+		return 0;
+	k = keyring_load(cfg->dkim_key_dir, key_problem, &kp);
+	if (kp.n) {
+		keyring_free(k);
+		return -1;
+	}
+	keyring_free(cfg->dkim_keys);
+	cfg->dkim_keys = k;
+	return 0;
 }
 
 int config_is_local_domain(const struct config *cfg, const char *domain)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "policy/conf.h"
+struct keyring;
 
 struct listen_addr {
 	char *host; /* numeric address, without brackets */
@@ -57,6 +58,16 @@ struct config {
 	char *bare_line_endings;
 	enum bare_lf_mode bare_lf;
 
+	/* [submission] (RFC 6409, RFC 8314): mail from our own users */
+	char *submission_listen_raw, *submissions_listen_raw;
+	struct listen_addr *submission_listen, *submissions_listen;
+	size_t nsubmission_listen, nsubmissions_listen;
+	char *submission_sender; /* own|domain|any */
+	uint64_t auth_max_failures;
+	uint64_t auth_window_ms;
+	uint64_t auth_lockout_ms;
+	uint64_t auth_failure_delay_ms;
+
 	/* [tls] */
 	char *tls_certificate;
 	char *tls_key;
@@ -70,11 +81,16 @@ struct config {
 	/* [dkim], [dmarc] */
 	char *dkim_verify;
 	uint64_t dkim_max_signatures;
+	char *dkim_sign;    /* yes|no: sign what our users submit */
+	char *dkim_key_dir; /* DIR/<domain>/<selector>.key; default DATA_DIR/dkim */
+	int dkim_key_dir_line;
+	struct keyring *dkim_keys; /* loaded by config_load_keys(); NULL before */
 	char *dmarc_enabled, *dmarc_apply_policy, *dmarc_quarantine_folder;
 	char *dmarc_trusted_sealers; /* raw list */
 	char **trusted_sealers;      /* lower-cased */
 	size_t ntrusted_sealers;
 	char *arc_verify;
+	char *arc_seal; /* yes|no: seal what an alias forwards outside */
 
 	/* [spf] */
 	char *spf_enabled;
@@ -123,6 +139,12 @@ struct config {
  * one per line. */
 struct config *config_load(const char *path, FILE *err);
 void config_free(struct config *cfg);
+
+/* Loads the DKIM signing keys ([dkim] key_dir) into cfg->dkim_keys. Run by
+ * the daemon (at start as root, and on SIGHUP) and `config check`, not by
+ * every command: key files are readable by the daemon's user only. Returns
+ * 0, or -1 after writing each problem to err as "file:line: problem". */
+int config_load_keys(struct config *cfg, FILE *err);
 
 /* Writes an annotated example configuration (every key, its default and its
  * meaning) to out. */

@@ -16,12 +16,14 @@
 
 #include <event2/event.h>
 
+#include "auth/keyring.h"
 #include "config.h"
 #include "dns/dns.h"
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "lib/util.h"
 #include "net/tls.h"
+#include "queue/queue.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -30,6 +32,7 @@ struct daemon {
 	struct event_base *base;
 	struct server *srv;
 	struct runtime *rt;
+	struct queue *queue; /* NULL: nothing can be sent out */
 };
 
 static void apply_log_level(const struct config *cfg)
@@ -56,15 +59,41 @@ static struct runtime *make_runtime(struct config *cfg)
 	return runtime_new(cfg, tls);
 }
 
-static int same_listen(const struct config *a, const struct config *b)
+static int same_list(const struct listen_addr *a, size_t na, const struct listen_addr *b, size_t nb)
 {
-	if (a->nsmtp_listen != b->nsmtp_listen)
+	if (na != nb)
 		return 0;
-	for (size_t i = 0; i < a->nsmtp_listen; i++)
-		if (strcmp(a->smtp_listen[i].host, b->smtp_listen[i].host) ||
-		    strcmp(a->smtp_listen[i].port, b->smtp_listen[i].port))
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].host, b[i].host) || strcmp(a[i].port, b[i].port))
 			return 0;
 	return 1;
+}
+
+static int same_listen(const struct config *a, const struct config *b)
+{
+	return same_list(a->smtp_listen, a->nsmtp_listen, b->smtp_listen, b->nsmtp_listen) &&
+	       same_list(a->submission_listen, a->nsubmission_listen, b->submission_listen, b->nsubmission_listen) &&
+	       same_list(a->submissions_listen, a->nsubmissions_listen, b->submissions_listen, b->nsubmissions_listen);
+}
+
+/* The DKIM and ARC keys of a loaded config; problems go to the log. */
+static int load_keys(struct config *cfg, const char *event)
+{
+	char *errtext = NULL;
+	size_t errlen = 0;
+	FILE *err = open_memstream(&errtext, &errlen);
+	int rc = config_load_keys(cfg, err);
+	fclose(err);
+	for (char *save = NULL, *l = strtok_r(errtext, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char v[1024];
+		log_error(NULL, "event=%s problem=%s", event, log_value(v, sizeof v, l, strlen(l)));
+	}
+	free(errtext);
+	if (rc == 0 && cfg->dkim_keys)
+		for (size_t i = 0; i < cfg->dkim_keys->ndomains; i++)
+			log_info(NULL, "event=dkim_keys domain=%s keys=%zu", cfg->dkim_keys->domains[i].domain,
+				 cfg->dkim_keys->domains[i].nkeys);
+	return rc;
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -91,6 +120,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	free(errtext);
+	if (load_keys(cfg, "reload_error") < 0) {
+		config_free(cfg);
+		log_error(NULL, "event=reload_failed keeping=old_config");
+		return;
+	}
 	if (!same_listen(cfg, d->rt->cfg))
 		log_warn(NULL, "event=reload_warning hint=\"listen addresses change only on restart\"");
 	rt = make_runtime(cfg);
@@ -101,6 +135,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	apply_log_level(cfg);
 	server_set_runtime(d->srv, rt);
+	if (d->queue)
+		queue_set_config(d->queue, cfg);
 	runtime_unref(d->rt);
 	d->rt = rt;
 	log_info(NULL, "event=reloaded config=%s", d->config_path);
@@ -162,6 +198,11 @@ int daemon_serve(const char *config_path)
 	cfg = config_load(config_path, stderr);
 	if (!cfg)
 		return 1;
+	/* As root: the key files may belong to the daemon's user only. */
+	if (config_load_keys(cfg, stderr) < 0) {
+		config_free(cfg);
+		return 1;
+	}
 	apply_log_level(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (prepare_dirs(cfg) < 0) {
@@ -206,6 +247,11 @@ int daemon_serve(const char *config_path)
 	}
 	if (server_start(d.srv, store, dns) < 0)
 		goto out;
+	/* The outbound queue: submission to other domains and alias forwards. */
+	d.queue = queue_new(d.base, cfg, store, dns);
+	if (!d.queue)
+		log_warn(NULL, "event=no_queue hint=\"mail to outside addresses is deferred (451)\"");
+	server_set_queue(d.srv, d.queue);
 	ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
 	ev_int = evsignal_new(d.base, SIGINT, on_term, &d);
@@ -224,7 +270,10 @@ out:
 		event_free(ev_term);
 	if (ev_int)
 		event_free(ev_int);
+	if (d.queue)
+		queue_shutdown(d.queue);
 	server_free(d.srv);
+	queue_free(d.queue);
 	dns_free(dns);
 	store_close(store);
 	runtime_unref(d.rt);

@@ -181,6 +181,10 @@ int main(int argc, char **argv)
 			rc = 0;
 		} else if (n == 2 && !strcmp(args[1], "check")) {
 			struct config *cfg = config_load(config, stderr);
+			if (cfg && config_load_keys(cfg, stderr) < 0) {
+				config_free(cfg);
+				cfg = NULL;
+			}
 			if (cfg)
 				printf("%s: ok\n", config);
 			rc = cfg ? 0 : 1;

@@ -643,6 +643,7 @@ struct fparse {
 	int count;
 	char *why;
 	size_t whysize;
+	int full; /* collect "local@domain" instead of the domain */
 };
 
 static int at_special(const struct fparse *p, char c)
@@ -676,7 +677,7 @@ static int is_word(const struct tok *t)
 static int parse_addr_spec(struct fparse *p)
 {
 	char *dom;
-	size_t len = 0, start;
+	size_t len = 0, start, lstart = p->i;
 
 	for (;;) {
 		if (p->i >= p->n || !is_word(&p->t[p->i]))
@@ -718,6 +719,23 @@ static int parse_addr_spec(struct fparse *p)
 			len += p->t[k].len;
 		}
 		dom[len] = '\0';
+	}
+	if (p->full) {
+		/* The local part as written: its words joined by dots. */
+		size_t ll = 0, at = lstart;
+		char *addr;
+		while (!(p->t[at].type == TK_SPECIAL && p->t[at].c == '@'))
+			ll += p->t[at++].len;
+		addr = xmalloc(ll + strlen(dom) + 2);
+		ll = 0;
+		for (size_t k = lstart; k < at; k++) {
+			memcpy(addr + ll, p->t[k].s, p->t[k].len);
+			ll += p->t[k].len;
+		}
+		addr[ll++] = '@';
+		strcpy(addr + ll, dom);
+		free(dom);
+		dom = addr;
 	}
 	if (p->count >= DMARC_MAX_ADDRESSES) {
 		free(dom);
@@ -795,7 +813,19 @@ static int parse_address(struct fparse *p)
 	}
 }
 
+static int from_parse(const char *value, char ***domains, size_t *ndomains, char *why, size_t whysize, int full);
+
 int dmarc_from_parse(const char *value, char ***domains, size_t *ndomains, char *why, size_t whysize)
+{
+	return from_parse(value, domains, ndomains, why, whysize, 0);
+}
+
+int dmarc_from_addresses(const char *value, char ***addresses, size_t *naddresses, char *why, size_t whysize)
+{
+	return from_parse(value, addresses, naddresses, why, whysize, 1);
+}
+
+static int from_parse(const char *value, char ***domains, size_t *ndomains, char *why, size_t whysize, int full)
 {
 	size_t n = value ? strlen(value) : 0;
 	struct tok *toks;
@@ -820,6 +850,7 @@ int dmarc_from_parse(const char *value, char ***domains, size_t *ndomains, char 
 	p.ndomains = ndomains;
 	p.why = why;
 	p.whysize = whysize;
+	p.full = full;
 	for (;;) {
 		while (at_special(&p, ','))
 			p.i++; /* obs-mbox-list: empty elements */

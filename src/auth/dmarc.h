@@ -120,6 +120,10 @@ void dmarc_record_clear(struct dmarc_record *r);
  * mailboxes found (0 for an empty group), or -1 with the reason in why
  * (*domains may then have grown: still the caller's to free). */
 int dmarc_from_parse(const char *value, char ***domains, size_t *ndomains, char *why, size_t whysize);
+/* The same, collecting whole addresses "local@domain" as written (the
+ * local part's words joined by dots, a quoted string without its quotes):
+ * what submission checks the author against. */
+int dmarc_from_addresses(const char *value, char ***addresses, size_t *naddresses, char *why, size_t whysize);
 
 /* A domain as DMARC uses it (section 6.6.1): U-labels converted to
  * A-labels (IDNA2008, UTS 46 mapping), lower case, labels of letters,

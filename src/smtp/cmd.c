@@ -25,7 +25,7 @@ static const struct {
 	{ "EHLO", VERB_EHLO }, { "HELO", VERB_HELO }, { "MAIL", VERB_MAIL }, { "RCPT", VERB_RCPT },
 	{ "DATA", VERB_DATA }, { "BDAT", VERB_BDAT }, { "RSET", VERB_RSET }, { "NOOP", VERB_NOOP },
 	{ "QUIT", VERB_QUIT }, { "HELP", VERB_HELP }, { "VRFY", VERB_VRFY }, { "EXPN", VERB_EXPN },
-	{ "STARTTLS", VERB_STARTTLS },
+	{ "STARTTLS", VERB_STARTTLS }, { "AUTH", VERB_AUTH },
 };
 
 enum smtp_verb cmd_verb(const char *line, const char **arg)

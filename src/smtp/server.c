@@ -50,19 +50,25 @@
 #include "auth/authres.h"
 #include "auth/dkim.h"
 #include "auth/dmarc.h"
+#include "auth/keyring.h"
 #include "auth/spf.h"
 #include "deliver/maildir.h"
 #include "dns/dns.h"
 #include "lib/header.h"
 #include "lib/log.h"
+#include "lib/password.h"
 #include "lib/util.h"
 #include "lib/worker.h"
 #include "net/tls.h"
 #include "policy/policy.h"
+#include "queue/queue.h"
 #include "report/report_job.h"
 #include "smtp/cmd.h"
 #include "smtp/data.h"
+#include "smtp/sasl.h"
 #include "smtp/spool.h"
+#include "smtp/submit.h"
+#include "smtp/throttle.h"
 #include "store/store.h"
 
 #define OUTPUT_MAX (256 * 1024)
@@ -75,6 +81,19 @@
 #define MAX_HELO 255
 
 enum sess_state { S_GREET, S_CMD, S_DATA, S_BDAT, S_WAIT, S_TLS, S_CLOSING };
+
+/* What a listener serves; a session inherits it. */
+enum listen_kind {
+	LK_SMTP,        /* inbound mail (MX), port 25: never relays, no AUTH */
+	LK_SUBMISSION,  /* our users, STARTTLS then AUTH (RFC 6409), port 587 */
+	LK_SUBMISSIONS, /* our users over implicit TLS (RFC 8314), port 465 */
+};
+
+/* Where an AUTH exchange stands (RFC 4954). */
+enum auth_step { AUTH_NONE, AUTH_PLAIN_WAIT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
+/* Failed logins remembered (per client address and per account). */
+#define AUTH_THROTTLE_KEYS 4096
 
 struct session {
 	uint64_t id;
@@ -100,7 +119,6 @@ struct session {
 	int esmtp;
 	int tls;
 	struct tls_info tlsi;
-	char *auth_user; /* set after AUTH; NULL otherwise */
 
 	/* Policy (src/policy/): lookups start at connect; RCPT waits for them
 	 * (parked, the recipient kept here), the end of data decides. */
@@ -108,8 +126,7 @@ struct session {
 	unsigned nunknown;
 	int rcpt_wait;
 	char *rcpt_wait_addr;
-	char **rcpt_wait_targets;
-	size_t rcpt_wait_n;
+	struct store_targets rcpt_wait_targets;
 
 	/* The transaction. */
 	int has_mail;
@@ -163,6 +180,25 @@ struct session {
 
 	/* The end of data waits for the checks above (parked; the loop goes on). */
 	int wait_auth;
+
+	/* Submission (RFC 6409) and AUTH (RFC 4954); see "AUTH" below. */
+	enum listen_kind kind;
+	int greeted;            /* the 220 was sent (implicit TLS: after the handshake) */
+	char *auth_user;        /* the authenticated mailbox, or NULL */
+	enum auth_step auth_step;
+	char auth_login_user[SASL_MAX_USER + 1];
+	struct event *auth_timer; /* the delay before a 535 */
+	int auth_ip_locked;       /* the failure being delayed locked the client out */
+	/* Recipients that leave us: submission to other domains, and alias
+	 * targets outside (forwarding); they go to the queue. */
+	char **outside;
+	size_t noutside;
+};
+
+struct listener {
+	struct server *srv;
+	struct evconnlistener *l;
+	enum listen_kind kind;
 };
 
 struct server {
@@ -170,8 +206,9 @@ struct server {
 	struct runtime *rt;
 	struct store *store;
 	struct worker_pool *workers;
-	struct evconnlistener **listeners;
+	struct listener *listeners;
 	size_t nlisteners;
+	struct throttle *auth_throttle;
 	struct session *sessions;
 	size_t nsessions;
 	struct session *table[SESSION_BUCKETS];
@@ -306,6 +343,9 @@ static void transaction_reset(struct session *s)
 	store_strv_free(s->mailboxes, s->nmailboxes);
 	s->mailboxes = NULL;
 	s->nmailboxes = 0;
+	store_strv_free(s->outside, s->noutside);
+	s->outside = NULL;
+	s->noutside = 0;
 	s->bdat_used = s->bdat_last = s->bdat_discard = 0;
 	s->bdat_left = s->bdat_total = 0;
 	spool_free(s->spool);
@@ -321,9 +361,8 @@ static void session_free(struct session *s)
 	transaction_reset(s);
 	spf_cancel_helo(s);
 	policy_sess_free(s->pol);
-	free(s->auth_user);
 	free(s->rcpt_wait_addr);
-	store_strv_free(s->rcpt_wait_targets, s->rcpt_wait_n);
+	store_targets_free(&s->rcpt_wait_targets);
 	table_del(srv, s);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -334,9 +373,13 @@ static void session_free(struct session *s)
 	srv->nsessions--;
 	if (s->timer)
 		event_free(s->timer);
+	if (s->auth_timer)
+		event_free(s->auth_timer);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	runtime_unref(s->rt);
+	free(s->auth_user);
+	explicit_bzero(s->auth_login_user, sizeof s->auth_login_user);
 	free(s->helo);
 	free(s->line);
 	free(s->decode_buf);
@@ -400,11 +443,14 @@ static int count_error(struct session *s)
 
 static int spf_wanted(const struct session *s)
 {
-	return s->srv->dns && !strcasecmp(s->rt->cfg->spf_enabled, "yes");
+	/* Submission: our own users; SPF, DKIM, DMARC and ARC are for mail
+	 * from the world (port 25). */
+	return s->kind == LK_SMTP && s->srv->dns && !strcasecmp(s->rt->cfg->spf_enabled, "yes");
 }
 
 static void finish_data(struct session *s, int resumed);
 static int policy_refuses(struct session *s, const char **folder);
+static int submission_refuses_from(struct session *s);
 static void dkim_start(struct session *s);
 static void arc_start(struct session *s);
 static void dkim_feed(struct session *s, const char *data, size_t len);
@@ -494,7 +540,409 @@ static void cmd_ehlo(struct session *s, const char *arg, int esmtp)
 	reply(s, "250-CHUNKING");
 	if (s->rt->tls && !s->tls)
 		reply(s, "250-STARTTLS");
+	/* RFC 4954 section 4 and RFC 8314: passwords only inside TLS. */
+	if (s->kind != LK_SMTP && s->tls)
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 HELP");
+}
+
+/* ---- submission: who may send what (RFC 6409) --------------------------- */
+
+/* On a submission port, MAIL needs TLS and then a login. Returns 1 after
+ * refusing. */
+static int submission_needs_auth(struct session *s)
+{
+	if (s->kind == LK_SMTP || s->auth_user)
+		return 0;
+	if (!s->tls)
+		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+	else
+		reply(s, "530 5.7.0 Authentication required");
+	log_info(s->sid, "event=reject cmd=MAIL code=530 reason=%s", s->tls ? "no_auth" : "no_tls");
+	count_error(s);
+	return 1;
+}
+
+static int is_local_domain(void *arg, const char *domain)
+{
+	return config_is_local_domain(arg, domain);
+}
+
+/* Whether the logged-in user may use address as a sender ([submission]
+ * sender): own is the mailbox and every address that resolves to it
+ * (aliases, sub-addresses); domain is any address of the user's domain;
+ * any is any address at all. */
+static int sender_allowed(struct session *s, const char *address)
+{
+	const struct config *c = s->rt->cfg;
+	const char *at = strrchr(address, '@'), *uat = strrchr(s->auth_user, '@');
+	char **mb = NULL;
+	size_t n = 0;
+	int ok = 0;
+
+	if (!strcasecmp(c->submission_sender, "any"))
+		return 1;
+	if (!at)
+		return 0; /* the null sender: not a user's */
+	if (!strcasecmp(c->submission_sender, "domain"))
+		return uat && !strcasecmp(at, uat);
+	if (!strcasecmp(address, s->auth_user))
+		return 1;
+	if (!config_is_local_domain(c, at + 1))
+		return 0;
+	if (store_resolve(s->srv->store, address, c->recipient_delimiter, &mb, &n) != STORE_OK)
+		return 0;
+	for (size_t i = 0; i < n && !ok; i++)
+		ok = !strcasecmp(mb[i], s->auth_user);
+	store_strv_free(mb, n);
+	return ok;
+}
+
+static void add_outside(struct session *s, const char *addr)
+{
+	for (size_t i = 0; i < s->noutside; i++)
+		if (!strcasecmp(s->outside[i], addr))
+			return;
+	s->outside = xrealloc(s->outside, (s->noutside + 1) * sizeof *s->outside);
+	s->outside[s->noutside++] = xstrdup(addr);
+}
+
+/* RCPT to another domain from a logged-in user: it goes to the queue. */
+static void rcpt_outside(struct session *s, const char *addr, const char *logged)
+{
+	if (!s->srv->queue) {
+		log_info(s->sid, "event=defer cmd=RCPT to=<%s> code=451 reason=no_queue", logged);
+		reply(s, "451 4.3.0 <%s>: Cannot send to outside addresses now, try again later", addr);
+		return;
+	}
+	add_outside(s, addr);
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
+	s->rcpts[s->nrcpts++] = xstrdup(addr);
+	log_info(s->sid, "event=rcpt to=<%s> outside=1", logged);
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* ---- AUTH (RFC 4954): PLAIN and LOGIN, inside TLS, on submission ports ---
+ *
+ * The SASL text is parsed by sasl.c. The password is checked on a worker
+ * thread (yescrypt takes tens of milliseconds by design) while the session
+ * is parked; a failure is answered only after [submission]
+ * auth_failure_delay. Failures are counted per client address (per /64 for
+ * IPv6) and per account name (existing or not, so a lockout says nothing
+ * about which accounts exist); over auth_max_failures within auth_window
+ * the address is refused with 421 and the account with 454 for
+ * auth_lockout. Passwords are never logged and are wiped after use. */
+
+/* A hash of no password, so an unknown account costs as much time as a
+ * known one. */
+static const char auth_dummy_hash[] = "$y$j9T$9..wB6M84.lZbmzFpDjwe/$1ArO1zU1svx8QnY1MAOBqRXWIkV5Wvdwf2jIxcjaWw8";
+
+struct auth_job {
+	uint64_t session_id;
+	struct server *srv;
+	char user[SASL_MAX_USER + 1];
+	char password[SASL_MAX_PASSWORD + 1];
+	char *hash; /* NULL: no such account (the dummy is checked) */
+	const char *mech;
+	int ok;
+};
+
+static void auth_ip_key(const struct session *s, char *out, size_t n)
+{
+	struct in6_addr a6;
+	if (s->family == AF_INET6 && inet_pton(AF_INET6, s->ip, &a6) == 1) {
+		char p[INET6_ADDRSTRLEN];
+		memset(a6.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a6, p, sizeof p);
+		snprintf(out, n, "ip:%s/64", p);
+	} else {
+		snprintf(out, n, "ip:%s", s->ip);
+	}
+}
+
+static void auth_user_key(const char *user, char *out, size_t n)
+{
+	snprintf(out, n, "user:%s", user);
+	str_lower(out);
+}
+
+static void auth_reset(struct session *s)
+{
+	s->auth_step = AUTH_NONE;
+	explicit_bzero(s->auth_login_user, sizeof s->auth_login_user);
+}
+
+static void session_process(struct session *s);
+
+static void auth_work(void *arg)
+{
+	struct auth_job *j = arg;
+	j->ok = password_verify(j->password, j->hash ? j->hash : auth_dummy_hash) && j->hash;
+	explicit_bzero(j->password, sizeof j->password);
+}
+
+static void auth_job_free(struct auth_job *j)
+{
+	explicit_bzero(j->user, sizeof j->user);
+	explicit_bzero(j->password, sizeof j->password);
+	if (j->hash)
+		explicit_bzero(j->hash, strlen(j->hash));
+	free(j->hash);
+	free(j);
+}
+
+/* Back to commands after an answer (or to the 421 of a shutdown that
+ * began while we waited). */
+static void auth_resume(struct session *s)
+{
+	if (s->srv->shutting_down) {
+		reply(s, "421 4.3.2 %s Service shutting down", s->rt->cfg->hostname);
+		close_after_flush(s);
+		return;
+	}
+	session_process(s);
+}
+
+/* The failure delay is over: answer. */
+static void auth_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->state != S_WAIT)
+		return;
+	s->state = S_CMD;
+	arm_timer(s, s->rt->cfg->command_timeout_ms);
+	if (s->auth_ip_locked) {
+		reply(s, "421 4.7.0 %s Too many failed authentications from your address, closing connection",
+		      s->rt->cfg->hostname);
+		close_after_flush(s);
+		return;
+	}
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	if (count_error(s))
+		return;
+	auth_resume(s);
+}
+
+static void auth_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct session *s = table_find(j->srv, j->session_id);
+	struct server *srv = j->srv;
+	char v[SASL_MAX_USER * 4 + 8], key[THROTTLE_KEY_MAX];
+
+	log_value(v, sizeof v, j->user, strlen(j->user));
+	if (!s || s->state != S_WAIT) {
+		log_info(s ? s->sid : NULL, "event=auth auth=%s user=%s client_gone=1", j->ok ? "ok" : "fail", v);
+		auth_job_free(j);
+		check_done(srv);
+		return;
+	}
+	if (j->ok) {
+		free(s->auth_user);
+		s->auth_user = str_lower(xstrdup(j->user));
+		auth_user_key(j->user, key, sizeof key);
+		throttle_clear(srv->auth_throttle, key);
+		log_info(s->sid, "event=auth auth=ok user=%s mech=%s client=%s", v, j->mech, s->ip);
+		reply(s, "235 2.7.0 Authentication successful");
+		s->state = S_CMD;
+		arm_timer(s, s->rt->cfg->command_timeout_ms);
+		auth_resume(s);
+	} else {
+		const struct config *c = s->rt->cfg;
+		uint64_t now = now_ms();
+		auth_user_key(j->user, key, sizeof key);
+		throttle_fail(srv->auth_throttle, key, now, (unsigned)c->auth_max_failures, c->auth_window_ms,
+			      c->auth_lockout_ms);
+		auth_ip_key(s, key, sizeof key);
+		s->auth_ip_locked = throttle_fail(srv->auth_throttle, key, now, (unsigned)c->auth_max_failures,
+						  c->auth_window_ms, c->auth_lockout_ms);
+		log_info(s->sid, "event=auth auth=fail user=%s mech=%s client=%s%s", v, j->mech, s->ip,
+			 s->auth_ip_locked ? " locked=client" : "");
+		if (!s->auth_timer)
+			s->auth_timer = evtimer_new(srv->base, auth_delay_done, s);
+		{
+			uint64_t ms = c->auth_failure_delay_ms;
+			struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+			evtimer_add(s->auth_timer, &tv);
+		}
+	}
+	auth_job_free(j);
+	check_done(srv);
+}
+
+/* Credentials are complete: check them on a worker (parked meanwhile). */
+static void auth_verify(struct session *s, const char *authzid, const char *user, const char *password,
+			const char *mech)
+{
+	char key[THROTTLE_KEY_MAX], v[SASL_MAX_USER * 4 + 8], hash[512];
+	struct auth_job *j;
+	uint64_t locked;
+
+	auth_reset(s);
+	auth_user_key(user, key, sizeof key);
+	locked = throttle_locked(s->srv->auth_throttle, key, now_ms());
+	if (locked) {
+		log_info(s->sid, "event=auth auth=locked user=%s mech=%s client=%s locked_s=%llu",
+			 log_value(v, sizeof v, user, strlen(user)), mech, s->ip, (unsigned long long)(locked / 1000));
+		reply(s, "454 4.7.0 Too many failed authentications for this account, try again later");
+		return;
+	}
+	j = xcalloc(1, sizeof *j);
+	j->session_id = s->id;
+	j->srv = s->srv;
+	j->mech = mech;
+	str_copy(j->user, user, sizeof j->user);
+	str_copy(j->password, password, sizeof j->password);
+	/* An authorisation identity other than oneself (acting for another
+	 * user) is not offered: such a login fails. */
+	if ((!*authzid || !strcasecmp(authzid, user)) &&
+	    store_user_get_password(s->srv->store, user, hash, sizeof hash) == STORE_OK) {
+		j->hash = xstrdup(hash);
+	}
+	explicit_bzero(hash, sizeof hash);
+	s->state = S_WAIT;
+	worker_submit(s->srv->workers, auth_work, auth_done, j);
+}
+
+/* A SASL parser's refusal, answered. */
+static void auth_refuse(struct session *s, enum sasl_status st)
+{
+	auth_reset(s);
+	if (st == SASL_CANCELLED) {
+		reply(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	if (st == SASL_BAD_BASE64)
+		reply(s, "501 5.5.2 Error: cannot decode the response (base64)");
+	else if (st == SASL_TOO_LONG)
+		reply(s, "501 5.5.2 Error: authentication data too long");
+	else
+		reply(s, "501 5.5.2 Error: malformed authentication data");
+	count_error(s);
+}
+
+static void auth_plain_response(struct session *s, const char *response)
+{
+	struct sasl_creds cr;
+	enum sasl_status st = sasl_plain(response, &cr);
+	if (st != SASL_OK) {
+		auth_refuse(s, st);
+		return;
+	}
+	auth_verify(s, cr.authzid, cr.user, cr.password, "PLAIN");
+	sasl_creds_wipe(&cr);
+}
+
+/* A line that answers a 334 challenge. */
+static void auth_continue(struct session *s, const char *line)
+{
+	char pw[SASL_MAX_PASSWORD + 1];
+	enum sasl_status st;
+
+	switch (s->auth_step) {
+	case AUTH_PLAIN_WAIT:
+		auth_plain_response(s, line);
+		break;
+	case AUTH_LOGIN_USER:
+		st = sasl_login_answer(line, 1, s->auth_login_user, sizeof s->auth_login_user);
+		if (st != SASL_OK) {
+			auth_refuse(s, st);
+			return;
+		}
+		s->auth_step = AUTH_LOGIN_PASS;
+		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		break;
+	case AUTH_LOGIN_PASS:
+		st = sasl_login_answer(line, 0, pw, sizeof pw);
+		if (st != SASL_OK) {
+			auth_refuse(s, st);
+		} else {
+			char user[SASL_MAX_USER + 1];
+			str_copy(user, s->auth_login_user, sizeof user);
+			auth_verify(s, "", user, pw, "LOGIN");
+			explicit_bzero(user, sizeof user);
+		}
+		explicit_bzero(pw, sizeof pw);
+		break;
+	case AUTH_NONE:
+		break;
+	}
+}
+
+static void cmd_auth(struct session *s, const char *arg)
+{
+	char key[THROTTLE_KEY_MAX];
+	const char *initial;
+	enum sasl_mech m;
+	enum sasl_status st;
+
+	if (s->kind == LK_SMTP) {
+		reply(s, "502 5.5.1 Error: AUTH not available on this port; use submission (587 or 465)");
+		count_error(s);
+		return;
+	}
+	if (!s->tls) {
+		reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		count_error(s);
+		return;
+	}
+	if (!s->helo || !s->esmtp) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		count_error(s);
+		return;
+	}
+	if (s->auth_user) {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		count_error(s);
+		return;
+	}
+	if (s->has_mail) {
+		reply(s, "503 5.5.1 Error: AUTH not allowed during a mail transaction");
+		count_error(s);
+		return;
+	}
+	auth_ip_key(s, key, sizeof key);
+	if (throttle_locked(s->srv->auth_throttle, key, now_ms())) {
+		log_info(s->sid, "event=auth auth=locked client=%s", s->ip);
+		reply(s, "421 4.7.0 %s Too many failed authentications from your address, closing connection",
+		      s->rt->cfg->hostname);
+		close_after_flush(s);
+		return;
+	}
+	m = sasl_parse_auth(arg, &initial);
+	if (m == SASL_MECH_INVALID) {
+		reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		count_error(s);
+		return;
+	}
+	if (m == SASL_MECH_UNKNOWN) {
+		reply(s, "504 5.5.4 Unrecognized authentication mechanism");
+		count_error(s);
+		return;
+	}
+	if (m == SASL_MECH_PLAIN) {
+		if (initial) {
+			auth_plain_response(s, initial);
+		} else {
+			s->auth_step = AUTH_PLAIN_WAIT;
+			reply(s, "334 ");
+		}
+		return;
+	}
+	if (initial) {
+		st = sasl_login_answer(initial, 1, s->auth_login_user, sizeof s->auth_login_user);
+		if (st != SASL_OK) {
+			auth_refuse(s, st);
+			return;
+		}
+		s->auth_step = AUTH_LOGIN_PASS;
+		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+	} else {
+		s->auth_step = AUTH_LOGIN_USER;
+		reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+	}
 }
 
 static void cmd_mail(struct session *s, const char *arg)
@@ -514,6 +962,8 @@ static void cmd_mail(struct session *s, const char *arg)
 		count_error(s);
 		return;
 	}
+	if (submission_needs_auth(s))
+		return;
 	if (strncasecmp(arg, "FROM:", 5)) {
 		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		count_error(s);
@@ -565,6 +1015,14 @@ static void cmd_mail(struct session *s, const char *arg)
 		reply(s, "450 4.7.1 Error: too many messages from you, try again later");
 		return;
 	}
+	if (s->kind != LK_SMTP && !sender_allowed(s, addr)) {
+		log_info(s->sid, "event=reject cmd=MAIL from=<%s> user=%s code=550 reason=not_own_sender",
+			 log_value(v, sizeof v, addr, strlen(addr)), s->auth_user);
+		reply(s, "550 5.7.1 Sender address <%s> is not yours: %s may send only as its own addresses", addr,
+		      s->auth_user);
+		count_error(s);
+		return;
+	}
 	transaction_reset(s);
 	s->has_mail = 1;
 	s->mail_from = xstrdup(addr);
@@ -589,7 +1047,7 @@ static void add_mailbox(struct session *s, const char *mbox)
 }
 
 static int unknown_limit(struct session *s);
-static void rcpt_finish(struct session *s, const char *addr, char **targets, size_t ntargets);
+static void rcpt_finish(struct session *s, const char *addr, struct store_targets *t);
 static void session_process(struct session *s);
 
 static void cmd_rcpt(struct session *s, const char *arg)
@@ -597,8 +1055,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	const struct config *c = s->rt->cfg;
 	char addr[SMTP_MAX_PATH * 2 + 8], v[600];
 	const char *rest, *domain;
-	char **targets = NULL;
-	size_t ntargets = 0;
+	struct store_targets t;
 	enum path_status ps;
 	int rc;
 
@@ -645,26 +1102,35 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	domain = strrchr(addr, '@') + 1;
 	if (!config_is_local_domain(c, domain)) {
+		if (s->kind != LK_SMTP && s->auth_user) {
+			rcpt_outside(s, addr, v);
+			return;
+		}
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=554 reason=relay_denied", v);
 		reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		count_error(s);
 		return;
 	}
-	rc = store_resolve(s->srv->store, addr, c->recipient_delimiter, &targets, &ntargets);
+	rc = store_resolve_targets(s->srv->store, addr, c->recipient_delimiter, is_local_domain, (void *)c, &t);
 	if (rc == STORE_ERROR) {
 		reply(s, "451 4.3.0 Error: temporary lookup failure, try again later");
 		return;
 	}
-	if (rc != STORE_OK || ntargets == 0) {
-		store_strv_free(targets, ntargets);
+	if (rc != STORE_OK) {
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=550 reason=unknown_user", v);
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
 		if (!unknown_limit(s))
 			count_error(s);
 		return;
 	}
+	if (t.nforwards && !s->srv->queue) {
+		store_targets_free(&t);
+		log_info(s->sid, "event=defer cmd=RCPT to=<%s> code=451 reason=no_queue", v);
+		reply(s, "451 4.3.0 <%s>: Cannot send to outside addresses now, try again later", addr);
+		return;
+	}
 	if (s->pol && !policy_recipient_allowed(s->srv->policy, c, s->ip, s->auth_user)) {
-		store_strv_free(targets, ntargets);
+		store_targets_free(&t);
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=450 reason=rate_recipients", v);
 		reply(s, "450 4.7.1 <%s>: too many recipients from you, try again later", addr);
 		return;
@@ -673,13 +1139,12 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		/* The decision needs the DNS answers and SPF: wait, parked. */
 		s->rcpt_wait = 1;
 		s->rcpt_wait_addr = xstrdup(addr);
-		s->rcpt_wait_targets = targets;
-		s->rcpt_wait_n = ntargets;
+		s->rcpt_wait_targets = t;
 		s->state = S_WAIT;
 		return;
 	}
-	rcpt_finish(s, addr, targets, ntargets);
-	store_strv_free(targets, ntargets);
+	rcpt_finish(s, addr, &t);
+	store_targets_free(&t);
 }
 
 /* Past max_unknown_recipients in this session, or the client's hourly
@@ -699,7 +1164,7 @@ static int unknown_limit(struct session *s)
 }
 
 /* The policy's word on a local recipient, then 250 (or the refusal). */
-static void rcpt_finish(struct session *s, const char *addr, char **targets, size_t ntargets)
+static void rcpt_finish(struct session *s, const char *addr, struct store_targets *t)
 {
 	char v[600];
 	int64_t retry;
@@ -722,8 +1187,12 @@ static void rcpt_finish(struct session *s, const char *addr, char **targets, siz
 			break;
 		}
 	}
-	for (size_t i = 0; i < ntargets; i++)
-		add_mailbox(s, targets[i]);
+	for (size_t i = 0; i < t->nmailboxes; i++)
+		add_mailbox(s, t->mailboxes[i]);
+	for (size_t i = 0; i < t->nforwards; i++)
+		add_outside(s, t->forwards[i]);
+	if (t->nforwards)
+		log_info(s->sid, "event=forward to=<%s> outside=%zu", v, t->nforwards);
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
 	s->rcpts[s->nrcpts++] = xstrdup(addr);
 	log_info(s->sid, "event=rcpt to=<%s>", v);
@@ -737,12 +1206,10 @@ static void rcpt_resume(struct session *s)
 		return;
 	s->rcpt_wait = 0;
 	s->state = S_CMD;
-	rcpt_finish(s, s->rcpt_wait_addr, s->rcpt_wait_targets, s->rcpt_wait_n);
+	rcpt_finish(s, s->rcpt_wait_addr, &s->rcpt_wait_targets);
 	free(s->rcpt_wait_addr);
-	store_strv_free(s->rcpt_wait_targets, s->rcpt_wait_n);
+	store_targets_free(&s->rcpt_wait_targets);
 	s->rcpt_wait_addr = NULL;
-	s->rcpt_wait_targets = NULL;
-	s->rcpt_wait_n = 0;
 	arm_timer(s, s->rt->cfg->command_timeout_ms);
 	session_process(s);
 }
@@ -760,9 +1227,9 @@ static void start_body(struct session *s, int dot_mode)
 	const struct config *c = s->rt->cfg;
 	data_init(&s->dec, dot_mode, c->bare_lf == BARE_LF_NORMALISE, c->max_data_line, c->max_message_size);
 	s->spool = spool_new(s->srv->spool_dir, c->max_header_size);
-	if (s->srv->dns && !strcasecmp(c->dkim_verify, "yes"))
+	if (s->kind == LK_SMTP && s->srv->dns && !strcasecmp(c->dkim_verify, "yes"))
 		s->dkimv = dkim_verifier_new((unsigned)c->dkim_max_signatures, (int64_t)time(NULL));
-	if (s->srv->dns && !strcasecmp(c->arc_verify, "yes"))
+	if (s->kind == LK_SMTP && s->srv->dns && !strcasecmp(c->arc_verify, "yes"))
 		s->arcv = arc_verifier_new((int64_t)time(NULL));
 	if (!s->decode_buf)
 		s->decode_buf = xmalloc(2 * DATA_CHUNK + 2);
@@ -927,7 +1394,7 @@ static const struct {
 	{ VERB_RCPT, cmd_rcpt },   { VERB_DATA, cmd_data },   { VERB_BDAT, cmd_bdat },
 	{ VERB_RSET, cmd_rset },   { VERB_NOOP, cmd_noop },   { VERB_QUIT, cmd_quit },
 	{ VERB_HELP, cmd_help },   { VERB_VRFY, cmd_vrfy },   { VERB_EXPN, cmd_expn },
-	{ VERB_STARTTLS, cmd_starttls },
+	{ VERB_STARTTLS, cmd_starttls }, { VERB_AUTH, cmd_auth },
 };
 
 static void dispatch(struct session *s, const char *line)
@@ -963,6 +1430,22 @@ struct delivery {
 	char *folder; /* a Maildir++ subfolder such as ".Junk", or NULL for the inbox */
 	size_t nrcpts;
 	struct report_job *report; /* for a [reports] address: parse and store after delivery */
+
+	/* Mail that leaves (submission to other domains, alias forwards):
+	 * signed or sealed on this thread, then put in the queue. */
+	struct runtime *rt;  /* held until done(): the keys below live in it */
+	size_t rp_len;       /* head begins with a Return-Path line of this length (port 25) */
+	const struct keyring_domain *sign; /* submission: DKIM keys of the From domain, or NULL */
+	const struct arc_sign_key *seal;   /* forwarding: our ARC key, or NULL */
+	enum arc_cv cv;      /* the incoming chain, for the seal */
+	int submission;      /* local copies get a Return-Path line of their own */
+	char **outside;
+	size_t noutside;
+	struct mail_params params;
+	char *origin;
+	char queue_id[QUEUE_ID_MAX];
+	char problem[300];   /* a signature or seal that could not be made */
+	int queued;
 };
 
 static void delivery_free(struct delivery *d)
@@ -976,9 +1459,28 @@ static void delivery_free(struct delivery *d)
 	free(d->head);
 	free(d->from);
 	free(d->folder);
+	store_strv_free(d->outside, d->noutside);
+	free(d->origin);
 	spool_free(d->spool);
 	report_job_free(d->report);
 	free(d);
+}
+
+/* The signature (submission) or the seal (forwarding) for the copy that
+ * leaves: newly allocated, "" when there is none. */
+static char *outbound_fields(struct delivery *d, const struct maildir_msg *body)
+{
+	const char *qhead = d->head + d->rp_len;
+	size_t qlen = d->head_len - d->rp_len;
+	int64_t now = (int64_t)time(NULL);
+	char *add = NULL;
+
+	if (d->sign)
+		add = submit_sign(d->sign, qhead, qlen, body, now, d->problem, sizeof d->problem);
+	else if (d->seal && d->noutside)
+		add = submit_seal(d->seal, d->rt->cfg->authserv_id, d->cv, qhead, qlen, body, now, d->problem,
+				  sizeof d->problem);
+	return add ? add : xstrdup("");
 }
 
 static void delivery_work(void *arg)
@@ -992,8 +1494,22 @@ static void delivery_work(void *arg)
 		.tail = d->spool->mem,
 		.tail_len = d->spool->len,
 	};
+	char *add = NULL, *local_head = NULL, *queue_head = NULL;
 	size_t i;
 
+	if (d->sign || (d->seal && d->noutside)) {
+		struct maildir_msg body = m;
+		body.head = NULL;
+		body.head_len = 0;
+		add = outbound_fields(d, &body);
+	}
+	if (d->submission) {
+		/* Our user's message: the copy kept here gets its Return-Path
+		 * (RFC 5321 4.4) above the signature. */
+		local_head = xasprintf("Return-Path: <%s>\n%s%s", d->from, add ? add : "", d->head);
+		m.head = local_head;
+		m.head_len = strlen(local_head);
+	}
 	d->ok = 1;
 	for (i = 0; i < d->npaths; i++) {
 		char name[400];
@@ -1003,6 +1519,26 @@ static void delivery_work(void *arg)
 			break;
 		}
 		d->names[i] = xstrdup(name);
+	}
+	if (d->ok && d->noutside) {
+		const char *qhead = d->head + d->rp_len;
+		struct queue_env env = {
+			.mail_from = d->from,
+			.rcpts = (const char *const *)d->outside,
+			.nrcpts = d->noutside,
+			.body_8bit = d->params.body_8bit,
+			.smtputf8 = d->params.smtputf8,
+			.origin = d->origin,
+		};
+		queue_head = xasprintf("%s%s", add ? add : "", qhead);
+		m.head = queue_head;
+		m.head_len = strlen(queue_head);
+		if (queue_put(d->rt->cfg->data_dir, &env, &m, d->queue_id, sizeof d->queue_id) < 0) {
+			d->ok = 0;
+			d->err = errno;
+		} else {
+			d->queued = 1;
+		}
 	}
 	if (!d->ok) {
 		/* All or nothing: the client will retry the whole message, so take
@@ -1014,6 +1550,9 @@ static void delivery_work(void *arg)
 			free(p);
 		}
 	}
+	free(add);
+	free(local_head);
+	free(queue_head);
 }
 
 static void session_process(struct session *s);
@@ -1025,6 +1564,15 @@ static void delivery_done(void *arg)
 	char v[600];
 
 	log_value(v, sizeof v, d->from, strlen(d->from));
+	if (*d->problem)
+		log_warn(s ? s->sid : NULL, "event=%s id=%s problem=\"%s\"", d->sign ? "dkim_sign_failed" : "arc_seal_failed",
+			 d->qid, d->problem);
+	if (d->ok && d->queued) {
+		log_info(s ? s->sid : NULL, "event=queued id=%s queue_id=%s origin=\"%s\" outside=%zu", d->qid,
+			 d->queue_id, d->origin, d->noutside);
+		if (d->srv->queue)
+			queue_kick(d->srv->queue);
+	}
 	if (d->ok)
 		log_info(s ? s->sid : NULL, "event=delivered id=%s from=<%s> rcpts=%zu mailboxes=%zu size=%zu%s", d->qid, v,
 			 d->nrcpts, d->npaths, d->size, s ? "" : " client_gone=1");
@@ -1035,6 +1583,8 @@ static void delivery_done(void *arg)
 		if (d->ok) {
 			reply(s, "250 2.0.0 Ok: queued as %s", d->qid);
 			s->nmsgs++;
+		} else if (d->noutside && d->npaths == 0) {
+			reply(s, "451 4.3.0 Error: cannot queue the message, try again later");
 		} else {
 			reply(s, "451 4.3.0 Error: local delivery failed, try again later");
 		}
@@ -1054,6 +1604,7 @@ static void delivery_done(void *arg)
 	}
 	{
 		struct server *srv = d->srv;
+		runtime_unref(d->rt);
 		delivery_free(d);
 		check_done(srv);
 	}
@@ -1223,6 +1774,12 @@ static void end_of_data(struct session *s)
 			reply(s, "451 4.3.0 Error: local delivery failed, try again later"), why = "spool";
 		log_info(s->sid, "event=reject cmd=%s reason=%s size=%llu", s->bdat_used ? "BDAT" : "DATA", why,
 			 (unsigned long long)dec->out_len);
+		transaction_reset(s);
+		s->state = S_CMD;
+		count_error(s);
+		return;
+	}
+	if (s->kind != LK_SMTP && submission_refuses_from(s)) {
 		transaction_reset(s);
 		s->state = S_CMD;
 		count_error(s);
@@ -1542,6 +2099,123 @@ static int policy_refuses(struct session *s, const char **folder)
 	return 0;
 }
 
+/* ---- mail that leaves: submission and forwarding ------------------------- */
+
+/*
+ * The head of a submitted message: our Received field (with the user who
+ * logged in: RFC 4954 section 7 and RFC 3848's ESMTPSA), then the
+ * message's header block with Date and Message-ID added when missing
+ * (RFC 6409 section 8.3 and 8.4). No Authentication-Results or
+ * Received-SPF: those judge mail from the world. Sets *len.
+ */
+static char *submission_head(struct session *s, const char *qid, size_t *len)
+{
+	const struct config *c = s->rt->cfg;
+	char helo[MAX_HELO + 1], date[64], tlsc[200] = "", *fields, *block, *head;
+	size_t block_len;
+
+	header_safe(helo, sizeof helo, s->helo ? s->helo : "unknown");
+	format_date(date, sizeof date);
+	snprintf(tlsc, sizeof tlsc, "\n\t(using %s with cipher %s (%d/%d bits))", s->tlsi.version, s->tlsi.cipher,
+		 s->tlsi.bits, s->tlsi.alg_bits);
+	fields = submit_missing_fields(s->spool->head, s->spool->head_len, c->hostname, (int64_t)time(NULL));
+	if (*fields)
+		log_info(s->sid, "event=submission_fields added=%s%s", strstr(fields, "Date:") ? "date," : "",
+			 strstr(fields, "Message-ID:") ? "message-id" : "");
+	block = submit_insert_fields(s->spool->head, s->spool->head_len, fields, &block_len);
+	free(fields);
+	head = xasprintf("Received: from %s (%s[%s%s])\n"
+			 "\t(Authenticated sender: %s)\n"
+			 "\tby %s (postern) with %s id %s%s;\n"
+			 "\t%s\n"
+			 "%s",
+			 helo, "", s->family == AF_INET6 ? "IPv6:" : "", s->ip, s->auth_user, c->hostname,
+			 s->params.smtputf8 ? "UTF8SMTPSA" : "ESMTPSA", qid, tlsc, date, block);
+	free(block);
+	*len = strlen(head);
+	return head;
+}
+
+/* The From field of a submitted message must name the user ([submission]
+ * sender), as MAIL FROM must. Returns 1 after refusing. */
+static int submission_refuses_from(struct session *s)
+{
+	char **from = NULL, why[200] = "", v[600];
+	long n = submit_from_addresses(s->spool->head, s->spool->head_len, &from, why, sizeof why);
+	int refused = 0;
+
+	if (n <= 0) {
+		reply(s, "550 5.6.0 Message rejected: the From header field is missing or malformed (RFC 5322 section 3.6)");
+		log_info(s->sid, "event=reject cmd=DATA user=%s reason=bad_from problem=\"%s\"", s->auth_user,
+			 n == 0 ? "no From" : why);
+		refused = 1;
+	}
+	for (long i = 0; !refused && i < n; i++) {
+		char safe[300];
+		if (sender_allowed(s, from[i]))
+			continue;
+		log_value(v, sizeof v, from[i], strlen(from[i]));
+		log_info(s->sid, "event=reject cmd=DATA user=%s from=%s code=550 reason=not_own_from", s->auth_user, v);
+		str_copy(safe, from[i], sizeof safe);
+		for (char *p = safe; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		reply(s, "550 5.7.1 From address <%s> is not yours: %s may send only as its own addresses", safe,
+		      s->auth_user);
+		refused = 1;
+	}
+	for (long i = 0; i < (n > 0 ? n : 0); i++)
+		free(from[i]);
+	free(from);
+	return refused;
+}
+
+/* What the copy that leaves needs: the recipients outside, and the keys
+ * to sign it (submission: the From domain's DKIM keys) or to seal it
+ * (forwarding from port 25: the ARC key of the alias's domain). */
+static void outbound_prepare(struct session *s, struct delivery *d)
+{
+	const struct config *c = s->rt->cfg;
+	char **from = NULL, why[100];
+	long n;
+
+	d->params = s->params;
+	if (s->kind != LK_SMTP) {
+		d->submission = 1;
+		d->origin = xasprintf("submission user=%s", s->auth_user);
+		n = submit_from_addresses(s->spool->head, s->spool->head_len, &from, why, sizeof why);
+		if (n > 0 && !strcasecmp(c->dkim_sign, "yes")) {
+			const char *dom = strrchr(from[0], '@') + 1;
+			d->sign = keyring_find(c->dkim_keys, dom);
+			if (!d->sign)
+				log_warn(s->sid, "event=dkim_unsigned domain=%s hint=\"no key in %s/%s: postern dkim keygen "
+						 "--domain %s\"",
+					 dom, c->dkim_key_dir, dom, dom);
+		}
+		for (long i = 0; i < (n > 0 ? n : 0); i++)
+			free(from[i]);
+		free(from);
+	} else {
+		d->origin = xstrdup("forward");
+		if (s->noutside && !strcasecmp(c->arc_seal, "yes")) {
+			/* The domain of the alias that forwards: the first
+			 * recipient of ours whose alias leads outside. */
+			const char *dom = strrchr(s->rcpts[0], '@') + 1;
+			const struct keyring_domain *kd = keyring_find(c->dkim_keys, dom);
+			const struct arc_result *r = s->arcv ? arc_verifier_result(s->arcv) : NULL;
+			d->seal = kd ? kd->seal : NULL;
+			d->cv = r ? r->cv : ARC_CV_NONE;
+			if (!d->seal)
+				log_warn(s->sid, "event=arc_unsealed domain=%s hint=\"no key in %s/%s\"", dom,
+					 c->dkim_key_dir, dom);
+		}
+	}
+	d->outside = s->outside;
+	d->noutside = s->noutside;
+	s->outside = NULL;
+	s->noutside = 0;
+}
+
 /* The message is complete and SPF has answered: reject or deliver. resumed
  * is set when we come back from waiting, and then we read on ourselves. */
 static void finish_data(struct session *s, int resumed)
@@ -1563,7 +2237,15 @@ static void finish_data(struct session *s, int resumed)
 	d->session_id = s->id;
 	d->srv = s->srv;
 	str_copy(d->qid, qid, sizeof d->qid);
-	d->head = build_head(s, qid, &d->head_len);
+	d->rt = s->rt;
+	runtime_ref(d->rt);
+	if (s->kind == LK_SMTP) {
+		d->head = build_head(s, qid, &d->head_len);
+		d->rp_len = strlen("Return-Path: <>\n") + strlen(s->mail_from);
+	} else {
+		d->head = submission_head(s, qid, &d->head_len);
+	}
+	outbound_prepare(s, d);
 	d->spool = s->spool;
 	s->spool = NULL;
 	d->size = d->head_len + (size_t)d->spool->file_len + d->spool->len;
@@ -1702,7 +2384,10 @@ static void session_process(struct session *s)
 				return;
 			continue;
 		}
-		dispatch(s, s->line);
+		if (s->auth_step != AUTH_NONE)
+			auth_continue(s, s->line);
+		else
+			dispatch(s, s->line);
 	}
 }
 
@@ -1753,6 +2438,10 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 		arm_timer(s, s->rt->cfg->command_timeout_ms);
 		log_info(s->sid, "event=tls version=%s cipher=%s bits=%d", s->tlsi.version, s->tlsi.cipher,
 			 s->tlsi.bits);
+		if (!s->greeted) {
+			s->greeted = 1;
+			reply(s, "220 %s ESMTP postern", s->rt->cfg->hostname);
+		}
 		session_process(s);
 		return;
 	}
@@ -1806,6 +2495,11 @@ static void session_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
+static const char *listen_kind_name(enum listen_kind k)
+{
+	return k == LK_SUBMISSION ? "submission" : k == LK_SUBMISSIONS ? "submissions" : "smtp";
+}
+
 static void refuse(evutil_socket_t fd, const char *hostname, int rate)
 {
 	char msg[300];
@@ -1819,7 +2513,8 @@ static void refuse(evutil_socket_t fd, const char *hostname, int rate)
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-	struct server *srv = arg;
+	struct listener *li = arg;
+	struct server *srv = li->srv;
 	const struct config *c = srv->rt->cfg;
 	struct session *s;
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -1858,7 +2553,22 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->started = now_ms();
 	s->line = xmalloc(c->max_command_line + 1);
 	s->state = S_CMD;
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->kind = li->kind;
+	s->greeted = 1;
+	if (li->kind == LK_SUBMISSIONS) {
+		/* RFC 8314: TLS from the first byte; the 220 comes after the
+		 * handshake (session_event). */
+		SSL *ssl = s->rt->tls ? SSL_new(s->rt->tls) : NULL;
+		if (ssl)
+			s->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+		if (ssl && !s->bev)
+			SSL_free(ssl);
+		s->state = S_TLS;
+		s->greeted = 0;
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	s->timer = evtimer_new(srv->base, session_timeout, s);
 	if (!s->bev || !s->timer) {
 		log_error(NULL, "event=accept_failed client=%s", ip);
@@ -1883,8 +2593,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, c->max_command_line + 65536);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info(s->sid, "event=connect client=%s", ip);
-	if (srv->policy) {
+	arm_timer(s, c->command_timeout_ms);
+	log_info(s->sid, "event=connect client=%s service=%s", ip, listen_kind_name(s->kind));
+	if (srv->policy && s->kind == LK_SMTP) {
+		/* Port 25 only: submission clients are judged by their login. */
 		struct sockaddr_storage ls;
 		socklen_t ll = sizeof ls;
 		char local[INET6_ADDRSTRLEN] = "";
@@ -1895,15 +2607,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 				  local, sizeof local);
 		s->pol = policy_sess_new(srv->policy, c, s->sid, ip, local, policy_ready, s);
 	}
-	if (c->greet_delay_ms) {
+	if (s->kind == LK_SMTP && c->greet_delay_ms) {
 		/* Early-talker test: the greeting waits; session_read catches
 		 * a client that does not. */
 		s->state = S_GREET;
 		arm_timer(s, c->greet_delay_ms);
 		return;
 	}
-	arm_timer(s, c->command_timeout_ms);
-	reply(s, "220 %s ESMTP postern", c->hostname);
+	if (s->greeted)
+		reply(s, "220 %s ESMTP postern", c->hostname);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -1948,6 +2660,31 @@ fail:
 	return -1;
 }
 
+/* Binds every address of one kind. 0, or -1 after logging. */
+static int listen_all(struct server *srv, const struct listen_addr *la, size_t n, enum listen_kind kind)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct listener *li = &srv->listeners[srv->nlisteners];
+		evutil_socket_t fd = bind_one(&la[i]);
+		if (fd < 0)
+			return -1;
+		li->srv = srv;
+		li->kind = kind;
+		/* Backlog 0: the socket already listens (with LISTEN_BACKLOG);
+		 * -1 would make libevent listen() again with 128. */
+		li->l = evconnlistener_new(srv->base, on_accept, li, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, 0, fd);
+		if (!li->l) {
+			close(fd);
+			return -1;
+		}
+		srv->nlisteners++;
+		evconnlistener_set_error_cb(li->l, on_accept_error);
+		log_info(NULL, "event=listening service=%s address=%s port=%s", listen_kind_name(kind), la[i].host,
+			 la[i].port);
+	}
+	return 0;
+}
+
 struct server *server_new(struct event_base *base, struct runtime *rt)
 {
 	struct server *srv = xcalloc(1, sizeof *srv);
@@ -1958,26 +2695,14 @@ struct server *server_new(struct event_base *base, struct runtime *rt)
 	runtime_ref(rt);
 	random_hex(srv->sid_prefix, 4);
 	srv->spool_dir = xasprintf("%s/spool", c->data_dir);
-	srv->listeners = xcalloc(c->nsmtp_listen, sizeof *srv->listeners);
-	for (size_t i = 0; i < c->nsmtp_listen; i++) {
-		evutil_socket_t fd = bind_one(&c->smtp_listen[i]);
-		if (fd < 0) {
-			server_free(srv);
-			return NULL;
-		}
-		/* Backlog 0: the socket already listens (with LISTEN_BACKLOG);
-		 * -1 would make libevent listen() again with 128. */
-		srv->listeners[i] = evconnlistener_new(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
-						       0, fd);
-		if (!srv->listeners[i]) {
-			close(fd);
-			server_free(srv);
-			return NULL;
-		}
-		srv->nlisteners++;
-		evconnlistener_set_error_cb(srv->listeners[i], on_accept_error);
-		log_info(NULL, "event=listening service=smtp address=%s port=%s", c->smtp_listen[i].host,
-			 c->smtp_listen[i].port);
+	srv->auth_throttle = throttle_new(AUTH_THROTTLE_KEYS);
+	srv->listeners = xcalloc(c->nsmtp_listen + c->nsubmission_listen + c->nsubmissions_listen,
+				 sizeof *srv->listeners);
+	if (listen_all(srv, c->smtp_listen, c->nsmtp_listen, LK_SMTP) < 0 ||
+	    listen_all(srv, c->submission_listen, c->nsubmission_listen, LK_SUBMISSION) < 0 ||
+	    listen_all(srv, c->submissions_listen, c->nsubmissions_listen, LK_SUBMISSIONS) < 0) {
+		server_free(srv);
+		return NULL;
 	}
 	return srv;
 }
@@ -1995,7 +2720,7 @@ int server_start(struct server *srv, struct store *store, struct dns *dns)
 		return -1;
 	srv->policy = policy_new(store, dns);
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		evconnlistener_enable(srv->listeners[i]);
+		evconnlistener_enable(srv->listeners[i].l);
 	return 0;
 }
 
@@ -2036,7 +2761,7 @@ void server_shutdown(struct server *srv)
 		return;
 	srv->shutting_down = 1;
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		evconnlistener_disable(srv->listeners[i]);
+		evconnlistener_disable(srv->listeners[i].l);
 	for (s = srv->sessions; s; s = next) {
 		next = s->next;
 		if (s->state == S_CMD || s->state == S_GREET) {
@@ -2056,7 +2781,7 @@ void server_free(struct server *srv)
 	if (!srv)
 		return;
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		evconnlistener_free(srv->listeners[i]);
+		evconnlistener_free(srv->listeners[i].l);
 	free(srv->listeners);
 	/* Worker jobs finish first: their done() may still look sessions up. */
 	worker_pool_free(srv->workers);
@@ -2068,6 +2793,7 @@ void server_free(struct server *srv)
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
 	runtime_unref(srv->rt);
+	throttle_free(srv->auth_throttle);
 	free(srv->spool_dir);
 	free(srv);
 }

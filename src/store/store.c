@@ -19,6 +19,8 @@
  * virtual_alias_maps): "a -> a, b" keeps a copy in a and sends one to b. An
  * address met again while expanding (itself, or a loop) is not expanded a
  * second time but delivered to as a mailbox if it is one, so loops end.
+ * With store_resolve_targets(), a target outside our domains (the caller
+ * says which are ours) is a forwarding address: collected, not looked up.
  * Chains longer than STORE_ALIAS_DEPTH hops are cut (and logged); more than
  * STORE_MAX_TARGETS mailboxes, or four times as many lookups, is an error.
  */
@@ -323,6 +325,9 @@ struct resolver {
 	struct store *st;
 	const char *rcpt;  /* for log lines */
 	struct strv out;   /* mailboxes found, no duplicates */
+	struct strv fwd;   /* outside addresses found, no duplicates */
+	int (*is_local)(void *, const char *); /* NULL: every target is local */
+	void *is_local_arg;
 	struct strv seen;  /* aliases expanded for the current candidate */
 	size_t budget;     /* lookups left */
 	int rc;            /* first error, or STORE_OK */
@@ -360,8 +365,16 @@ static void fail(struct resolver *r, int rc, const char *why)
 static void deliver_to(struct resolver *r, const char *addr)
 {
 	int rc;
-	if (addr[0] == '@' || strv_has(&r->out, addr))
+	if (addr[0] == '@' || strv_has(&r->out, addr) || strv_has(&r->fwd, addr))
 		return;
+	if (r->is_local && !r->is_local(r->is_local_arg, strchr(addr, '@') + 1)) {
+		if (r->out.n + r->fwd.n >= STORE_MAX_TARGETS) {
+			fail(r, STORE_INVALID, "aliases expand to more than STORE_MAX_TARGETS (1000) addresses");
+			return;
+		}
+		strv_push(&r->fwd, addr);
+		return;
+	}
 	if (r->budget == 0) {
 		fail(r, STORE_INVALID, "aliases need too many lookups");
 		return;
@@ -426,18 +439,19 @@ static int try_candidate(struct resolver *r, const char *addr)
 	r->seen.v = NULL;
 	r->seen.n = 0;
 	expand(r, addr, 0);
-	return r->rc == STORE_OK && r->out.n > 0;
+	return r->rc == STORE_OK && (r->out.n > 0 || r->fwd.n > 0);
 }
 
-int store_resolve(struct store *st, const char *address, const char *delim, char ***out, size_t *n)
+int store_resolve_targets(struct store *st, const char *address, const char *delim,
+			  int (*is_local)(void *arg, const char *domain), void *arg, struct store_targets *out)
 {
 	char a[STORE_ADDRESS_MAX + 1], cand[STORE_ADDRESS_MAX + 1];
-	struct resolver r = { .st = st, .rcpt = address, .budget = 4 * STORE_MAX_TARGETS, .rc = STORE_OK };
+	struct resolver r = { .st = st, .rcpt = address, .budget = 4 * STORE_MAX_TARGETS, .rc = STORE_OK,
+			      .is_local = is_local, .is_local_arg = arg };
 	const char *at;
 	int rc;
 
-	*out = NULL;
-	*n = 0;
+	memset(out, 0, sizeof *out);
 	rc = check_lookup(address, a);
 	if (rc)
 		return rc;
@@ -450,18 +464,37 @@ int store_resolve(struct store *st, const char *address, const char *delim, char
 			try_candidate(&r, cand);
 		}
 	}
-	if (r.out.n == 0 && r.rc == STORE_OK) {
+	if (r.out.n == 0 && r.fwd.n == 0 && r.rc == STORE_OK) {
 		snprintf(cand, sizeof cand, "%s", at);
 		try_candidate(&r, cand);
 	}
 	store_strv_free(r.seen.v, r.seen.n);
-	if (r.rc != STORE_OK || r.out.n == 0) {
+	if (r.rc != STORE_OK || (r.out.n == 0 && r.fwd.n == 0)) {
 		store_strv_free(r.out.v, r.out.n);
+		store_strv_free(r.fwd.v, r.fwd.n);
 		return r.rc != STORE_OK ? r.rc : STORE_NOTFOUND;
 	}
-	*out = r.out.v;
-	*n = r.out.n;
+	out->mailboxes = r.out.v;
+	out->nmailboxes = r.out.n;
+	out->forwards = r.fwd.v;
+	out->nforwards = r.fwd.n;
 	return STORE_OK;
+}
+
+int store_resolve(struct store *st, const char *address, const char *delim, char ***out, size_t *n)
+{
+	struct store_targets t;
+	int rc = store_resolve_targets(st, address, delim, NULL, NULL, &t);
+	*out = t.mailboxes;
+	*n = t.nmailboxes;
+	return rc;
+}
+
+void store_targets_free(struct store_targets *t)
+{
+	store_strv_free(t->mailboxes, t->nmailboxes);
+	store_strv_free(t->forwards, t->nforwards);
+	memset(t, 0, sizeof *t);
 }
 
 void store_strv_free(char **v, size_t n)

@@ -70,6 +70,23 @@ int store_resolve(struct store *st, const char *address, const char *delim, char
 void store_strv_free(char **v, size_t n);
 
 /*
+ * The same resolution, where an alias may also lead outside: an alias
+ * target whose domain is_local(arg, domain) says is not ours is a
+ * forwarding address, collected in forwards (lower-cased, no duplicates)
+ * and not looked up further. STORE_OK when the address yields at least one
+ * mailbox or forwarding address; free with store_targets_free().
+ */
+struct store_targets {
+	char **mailboxes;
+	size_t nmailboxes;
+	char **forwards;
+	size_t nforwards;
+};
+int store_resolve_targets(struct store *st, const char *address, const char *delim,
+			  int (*is_local)(void *arg, const char *domain), void *arg, struct store_targets *out);
+void store_targets_free(struct store_targets *t);
+
+/*
  * Authentication verdicts: one row per message received, with what SPF,
  * DKIM and DMARC said, kept for the DMARC aggregate reports we will send
  * and for `postern deliverability`. Strings may be NULL.
