@@ -163,6 +163,14 @@ static const struct key keys[] = {
 	  "Largest report accepted, after decompression; larger ones (and decompression bombs) are refused." },
 	{ "reports", "max_records", T_UINT, NUMERIC_RAW, S(reports_max_records), "100000", NULL, 1, 10000000,
 	  "Most records in one report (DMARC rows, or TLS policies plus failure details); more is refused." },
+	{ "selftest", "enabled", T_ENUM, S(selftest_enabled), 0, "yes", "yes|no", 0, 0,
+	  "Mail to PREFIX-TOKEN@one-of-our-domains is graded out of 10 (SPF, DKIM, DMARC, reverse DNS, lists, TLS, header) instead of delivered; see `postern selftest`." },
+	{ "selftest", "prefix", T_STRING, S(selftest_prefix), 0, "check-", NULL, 0, 0,
+	  "The local part that marks a self-test address, followed by a token of 4 to 64 letters and digits." },
+	{ "selftest", "reply", T_ENUM, S(selftest_reply), 0, "yes", "yes|no", 0, 0,
+	  "Mail the report back to the sender, only when SPF or DMARC passed for the sender (never to a forged address), from <> with Auto-Submitted." },
+	{ "selftest", "keep", T_UINT, NUMERIC_RAW, S(selftest_keep), "200", NULL, 1, 100000,
+	  "Reports kept under DATA_DIR/selftest; the oldest go first." },
 	{ "policy", "enabled", T_ENUM, S(policy_enabled), 0, "yes", "yes|no", 0, 0,
 	  "Run the inbound checks (DNSBL/DNSWL, reverse DNS, HELO, SPF) on every client, score them, and act on the score." },
 	{ "policy", "weights", T_STRING, S(policy_weights_raw), 0, "", NULL, 0, 0,
@@ -614,6 +622,13 @@ static void parse_listen_list(struct loader *ld, size_t i, const char *raw, stru
 static void cross_check(struct loader *ld)
 {
 	struct config *c = ld->cfg;
+
+	for (const char *p = c->selftest_prefix; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')) {
+			problem(ld, ld->line[key_index("selftest", "prefix")],
+				"prefix = %s: use lower-case letters, digits, '-', '_' or '.', e.g. check-", c->selftest_prefix);
+			break;
+		}
 	size_t i;
 
 	i = key_index("server", "domains");

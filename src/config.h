@@ -108,6 +108,10 @@ struct config {
 	uint64_t reports_max_size;
 	uint64_t reports_max_records;
 
+	/* [selftest] */
+	char *selftest_enabled, *selftest_prefix, *selftest_reply;
+	uint64_t selftest_keep;
+
 	/* [policy] */
 	char *policy_enabled;
 	char *policy_weights_raw;

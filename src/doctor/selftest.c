@@ -62,7 +62,9 @@ static int looks_like_ip(const char *s)
 
 static void grade_client(const struct selftest_facts *f, struct selftest_grade *g)
 {
-	if (!f->ptr)
+	if (!f->rdns_checked)
+		item(g, "reverse-dns", 0, NULL, "not checked (the [policy] checks are off)");
+	else if (!f->ptr)
 		item(g, "reverse-dns", 1.5,
 		     "ask the provider of the sending address to set a PTR record naming the sending host",
 		     "%s has no reverse DNS (PTR): Gmail, Outlook and Yahoo junk or refuse such mail",
@@ -123,13 +125,15 @@ static int aligned(const char *d, const char *from)
 	return !strcasecmp(a, b);
 }
 
-static void grade_auth(const struct selftest_facts *f, struct selftest_grade *g)
+static void grade_auth(const struct selftest_facts *f, const char *from_domain, struct selftest_grade *g)
 {
-	const char *spf = f->spf ? f->spf : "none";
+	const char *spf = f->spf;
 	const char *spfd = f->spf_domain ? f->spf_domain : "the sender's domain";
 	int dkim_pass = 0, dkim_aligned = 0, dkim_fail = 0;
 
-	if (is(spf, "pass"))
+	if (!spf)
+		item(g, "spf", 0, NULL, "not checked ([spf] is off)");
+	else if (is(spf, "pass"))
 		item(g, "spf", 0, NULL, "SPF pass for %s", spfd);
 	else if (is(spf, "none"))
 		item(g, "spf", 1.5, "publish an SPF record listing the addresses that send your mail",
@@ -153,34 +157,38 @@ static void grade_auth(const struct selftest_facts *f, struct selftest_grade *g)
 	for (size_t i = 0; i < f->ndkim; i++) {
 		if (is(f->dkim[i].result, "pass")) {
 			dkim_pass = 1;
-			dkim_aligned |= aligned(f->dkim[i].domain, f->from_domain);
+			dkim_aligned |= aligned(f->dkim[i].domain, from_domain);
 		} else if (is(f->dkim[i].result, "fail") || is(f->dkim[i].result, "permerror")) {
 			dkim_fail = 1;
 		}
 	}
-	if (f->ndkim == 0)
+	if (!f->dkim_checked)
+		item(g, "dkim", 0, NULL, "not checked ([dkim] verify is off)");
+	else if (f->ndkim == 0)
 		item(g, "dkim", 1.5, "sign outgoing mail with DKIM (postern signs by itself: postern dkim keygen)",
 		     "the message has no DKIM signature");
 	else if (dkim_aligned)
-		item(g, "dkim", 0, NULL, "a DKIM signature of the From domain %s verifies", f->from_domain);
+		item(g, "dkim", 0, NULL, "a DKIM signature of the From domain %s verifies", from_domain);
 	else if (dkim_pass)
 		item(g, "dkim", 0.5, "sign with a key of the From domain, not only the provider's",
 		     "DKIM verifies, but for another domain than the From domain %s",
-		     f->from_domain ? f->from_domain : "(none)");
+		     from_domain ? from_domain : "(none)");
 	else
 		item(g, "dkim", dkim_fail ? 2.0 : 1.0,
 		     "check that the published key matches the signing key and nothing rewrites the message after signing",
 		     "no DKIM signature verifies");
 
-	if (is(f->dmarc, "pass"))
+	if (!f->dmarc)
+		item(g, "dmarc", 0, NULL, "not checked ([dmarc] is off)");
+	else if (is(f->dmarc, "pass"))
 		item(g, "dmarc", 0, NULL, "DMARC pass (p=%s)", f->dmarc_policy ? f->dmarc_policy : "none");
-	else if (!f->dmarc || is(f->dmarc, "none"))
+	else if (is(f->dmarc, "none"))
 		item(g, "dmarc", 1.0, "publish a DMARC record: _dmarc.DOMAIN TXT \"v=DMARC1; p=quarantine; rua=mailto:...\"",
-		     "%s has no DMARC record: Gmail and Yahoo require one", f->from_domain ? f->from_domain : "the From domain");
+		     "%s has no DMARC record: Gmail and Yahoo require one", from_domain ? from_domain : "the From domain");
 	else if (is(f->dmarc, "fail"))
 		item(g, "dmarc", 2.5, "make SPF or DKIM pass for the From domain itself (aligned)",
 		     "DMARC fail for %s (p=%s): neither SPF nor DKIM passes aligned with From",
-		     f->from_domain ? f->from_domain : "the From domain", f->dmarc_policy ? f->dmarc_policy : "none");
+		     from_domain ? from_domain : "the From domain", f->dmarc_policy ? f->dmarc_policy : "none");
 	else
 		item(g, "dmarc", 0.5, "correct the DMARC record, or make the DNS answer reliably", "DMARC %s", f->dmarc);
 	if (f->dmarc && is(f->dmarc, "pass") && is(f->dmarc_policy, "none"))
@@ -347,7 +355,9 @@ static int header_8bit(const struct msg_headers *h)
 	return 0;
 }
 
-static void grade_header(const struct selftest_facts *f, struct selftest_grade *g)
+/* Grades the header block; copies the From domain (of a From with exactly
+ * one address) into from_domain (fdsize bytes), or leaves it empty. */
+static void grade_header(const struct selftest_facts *f, struct selftest_grade *g, char *from_domain, size_t fdsize)
 {
 	struct msg_headers h;
 	char *v = NULL;
@@ -369,8 +379,10 @@ static void grade_header(const struct selftest_facts *f, struct selftest_grade *
 		if (k != 1)
 			item(g, "from", 1.0, "give one address in From, e.g. \"Your Name <you@example.org>\"",
 			     "From holds %s", k < 0 ? why : "several addresses");
-		else
+		else {
 			item(g, "from", 0, NULL, "From: %s", v);
+			snprintf(from_domain, fdsize, "%s", doms[0]);
+		}
 		for (size_t i = 0; i < nd; i++)
 			free(doms[i]);
 		free(doms);
@@ -452,10 +464,18 @@ static void grade_header(const struct selftest_facts *f, struct selftest_grade *
 void selftest_grade(const struct selftest_facts *f, struct selftest_grade *g)
 {
 	double total = 0;
+	char from_domain[256] = "";
+	struct selftest_grade hdr = { 0 };
+
 	memset(g, 0, sizeof *g);
-	grade_auth(f, g);
+	/* The header first (it finds the From domain), listed last. */
+	grade_header(f, &hdr, from_domain, sizeof from_domain);
+	grade_auth(f, f->from_domain ? f->from_domain : *from_domain ? from_domain : NULL, g);
 	grade_client(f, g);
-	grade_header(f, g);
+	g->items = xrealloc(g->items, (g->nitems + hdr.nitems + 1) * sizeof *g->items);
+	memcpy(g->items + g->nitems, hdr.items, hdr.nitems * sizeof *hdr.items);
+	g->nitems += hdr.nitems;
+	free(hdr.items);
 	for (size_t i = 0; i < g->nitems; i++)
 		total += g->items[i].points;
 	g->score = 10.0 - total;

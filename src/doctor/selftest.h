@@ -34,6 +34,7 @@ struct selftest_dkim {
 struct selftest_facts {
 	const char *client_ip;
 	const char *helo;
+	int rdns_checked;         /* reverse DNS was looked up (else ptr means nothing) */
 	const char *ptr;          /* the client's PTR name, or NULL: none */
 	int fcrdns;               /* the PTR name resolves back to the client */
 	int helo_resolves;        /* 1, 0, or -1 when not checked */
@@ -41,11 +42,12 @@ struct selftest_facts {
 	const char *spf_domain;
 	const char *spf_helo;     /* HELO result, or NULL */
 	const char *envelope_from;
+	int dkim_checked;         /* DKIM verification ran */
 	struct selftest_dkim dkim[SELFTEST_MAX_DKIM];
 	size_t ndkim;
 	const char *dmarc;        /* "pass", "fail", "none", "temperror", "permerror", NULL: not checked */
 	const char *dmarc_policy; /* p= that applied, or NULL */
-	const char *from_domain;  /* the RFC5322.From domain, or NULL */
+	const char *from_domain;  /* the RFC5322.From domain; NULL: taken from the header */
 	const char *arc;          /* "none", "pass", "fail", NULL: not checked */
 	const char *lists[SELFTEST_MAX_LISTS]; /* DNS block lists the client is on */
 	size_t nlists;

@@ -736,6 +736,22 @@ void policy_sess_accepted(struct policy_sess *ps)
 
 /* ---- the report of `postern policy explain` ------------------------------ */
 
+void policy_sess_client(const struct policy_sess *ps, struct policy_client *out)
+{
+	memset(out, 0, sizeof *out);
+	out->helo_resolves = -1;
+	if (!ps)
+		return;
+	out->rdns_checked = ps->fc == FC_PASS || ps->fc == FC_NONE || ps->fc == FC_MISMATCH;
+	out->fcrdns = ps->fc == FC_PASS;
+	out->ptr = ps->fc != FC_NONE && *ps->fc_name ? ps->fc_name : NULL;
+	if (ps->helo && (ps->helo_res == HR_OK || ps->helo_res == HR_UNRESOLVABLE))
+		out->helo_resolves = ps->helo_res == HR_OK;
+	for (size_t i = 0; i < ps->nbl && out->nlisted < POLICY_MAX_ZONES; i++)
+		if (ps->bl[i].st == Z_LISTED)
+			out->listed[out->nlisted++] = ps->c->blocklists.zones[i].name;
+}
+
 size_t policy_sess_report(struct policy_sess *ps, struct policy_report_item *it, size_t max)
 {
 	const struct policy_weights *w = &ps->c->weights;

@@ -105,4 +105,16 @@ struct policy_report_item {
 size_t policy_sess_report(struct policy_sess *ps, struct policy_report_item *items, size_t max);
 const char *policy_decision_name(const struct policy_sess *ps);
 
+/* What the checks learnt about the client, for the self-test grader.
+ * Strings are borrowed from the session. */
+struct policy_client {
+	int rdns_checked;   /* reverse DNS was looked up and answered */
+	const char *ptr;    /* a PTR name (the confirmed one when fcrdns), or NULL */
+	int fcrdns;
+	int helo_resolves;  /* 1, 0, or -1 when not checked */
+	const char *listed[POLICY_MAX_ZONES]; /* block lists the client is on */
+	size_t nlisted;
+};
+void policy_sess_client(const struct policy_sess *ps, struct policy_client *out);
+
 #endif

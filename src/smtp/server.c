@@ -25,6 +25,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -62,6 +63,8 @@
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "doctor/selftest.h"
+#include "doctor/selftest_store.h"
 #include "report/report_job.h"
 #include "smtp/cmd.h"
 #include "smtp/data.h"
@@ -193,6 +196,9 @@ struct session {
 	 * targets outside (forwarding); they go to the queue. */
 	char **outside;
 	size_t noutside;
+	/* A self-test address among the recipients (port 25): its token and
+	 * domain. */
+	char *selftest_token, *selftest_domain;
 };
 
 struct listener {
@@ -346,6 +352,9 @@ static void transaction_reset(struct session *s)
 	store_strv_free(s->outside, s->noutside);
 	s->outside = NULL;
 	s->noutside = 0;
+	free(s->selftest_token);
+	free(s->selftest_domain);
+	s->selftest_token = s->selftest_domain = NULL;
 	s->bdat_used = s->bdat_last = s->bdat_discard = 0;
 	s->bdat_left = s->bdat_total = 0;
 	spool_free(s->spool);
@@ -450,6 +459,8 @@ static int spf_wanted(const struct session *s)
 
 static void finish_data(struct session *s, int resumed);
 static int policy_refuses(struct session *s, const char **folder);
+struct delivery;
+static void selftest_work(struct delivery *d);
 static int submission_refuses_from(struct session *s);
 static void dkim_start(struct session *s);
 static void arc_start(struct session *s);
@@ -1048,6 +1059,39 @@ static void add_mailbox(struct session *s, const char *mbox)
 
 static int unknown_limit(struct session *s);
 static void rcpt_finish(struct session *s, const char *addr, struct store_targets *t);
+
+/* A self-test address ([selftest]: PREFIX-TOKEN@one-of-our-domains, port 25
+ * only): the message is graded at the end of data instead of delivered to
+ * it. Never graylisted: the grade is the point. Returns 1 after replying. */
+static int selftest_rcpt(struct session *s, const char *addr, const char *logged)
+{
+	const struct config *c = s->rt->cfg;
+	size_t plen = strlen(c->selftest_prefix);
+	const char *at = strrchr(addr, '@');
+	char token[SELFTEST_TOKEN_MAX + 1];
+	size_t tlen;
+
+	if (s->kind != LK_SMTP || strcmp(c->selftest_enabled, "yes") || !plen || !at ||
+	    strncasecmp(addr, c->selftest_prefix, plen))
+		return 0;
+	tlen = (size_t)(at - addr) - plen;
+	if (tlen > SELFTEST_TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < tlen; i++)
+		token[i] = (char)tolower((unsigned char)addr[plen + i]);
+	token[tlen] = '\0';
+	if (!selftest_token_valid(token, tlen))
+		return 0;
+	if (!s->selftest_token) {
+		s->selftest_token = xstrdup(token);
+		s->selftest_domain = xstrdup(at + 1);
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
+	s->rcpts[s->nrcpts++] = xstrdup(addr);
+	log_info(s->sid, "event=rcpt to=<%s> selftest=%s", logged, token);
+	reply(s, "250 2.1.5 Ok");
+	return 1;
+}
 static void session_process(struct session *s);
 
 static void cmd_rcpt(struct session *s, const char *arg)
@@ -1111,6 +1155,8 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		count_error(s);
 		return;
 	}
+	if (selftest_rcpt(s, addr, v))
+		return;
 	rc = store_resolve_targets(s->srv->store, addr, c->recipient_delimiter, is_local_domain, (void *)c, &t);
 	if (rc == STORE_ERROR) {
 		reply(s, "451 4.3.0 Error: temporary lookup failure, try again later");
@@ -1446,6 +1492,12 @@ struct delivery {
 	char queue_id[QUEUE_ID_MAX];
 	char problem[300];   /* a signature or seal that could not be made */
 	int queued;
+
+	/* A self-test: the report to store, and to mail back (reply_to set). */
+	char *selftest_token, *selftest_json, *selftest_text, *selftest_reply_to, *selftest_domain;
+	double selftest_score;
+	unsigned selftest_keep;
+	char selftest_reply_id[QUEUE_ID_MAX];
 };
 
 static void delivery_free(struct delivery *d)
@@ -1463,6 +1515,11 @@ static void delivery_free(struct delivery *d)
 	free(d->origin);
 	spool_free(d->spool);
 	report_job_free(d->report);
+	free(d->selftest_token);
+	free(d->selftest_json);
+	free(d->selftest_text);
+	free(d->selftest_reply_to);
+	free(d->selftest_domain);
 	free(d);
 }
 
@@ -1540,6 +1597,8 @@ static void delivery_work(void *arg)
 			d->queued = 1;
 		}
 	}
+	if (d->ok && d->selftest_token)
+		selftest_work(d);
 	if (!d->ok) {
 		/* All or nothing: the client will retry the whole message, so take
 		 * back the copies already made (they are still in new/). */
@@ -1567,6 +1626,13 @@ static void delivery_done(void *arg)
 	if (*d->problem)
 		log_warn(s ? s->sid : NULL, "event=%s id=%s problem=\"%s\"", d->sign ? "dkim_sign_failed" : "arc_seal_failed",
 			 d->qid, d->problem);
+	if (d->ok && d->selftest_token) {
+		log_info(s ? s->sid : NULL, "event=selftest_stored id=%s token=%s score=%.1f%s%s", d->qid,
+			 d->selftest_token, d->selftest_score, *d->selftest_reply_id ? " reply_queue_id=" : "",
+			 d->selftest_reply_id);
+		if (*d->selftest_reply_id && d->srv->queue)
+			queue_kick(d->srv->queue);
+	}
 	if (d->ok && d->queued) {
 		log_info(s ? s->sid : NULL, "event=queued id=%s queue_id=%s origin=\"%s\" outside=%zu", d->qid,
 			 d->queue_id, d->origin, d->noutside);
@@ -2216,6 +2282,120 @@ static void outbound_prepare(struct session *s, struct delivery *d)
 	s->noutside = 0;
 }
 
+/* ---- self-test ------------------------------------------------------------ */
+
+/* Grades the message for its self-test address (src/doctor/selftest.c)
+ * from what this session learnt, and hands the report to the delivery. */
+static void selftest_prepare(struct session *s, struct delivery *d)
+{
+	const struct config *c = s->rt->cfg;
+	const struct arc_result *ar = s->arcv ? arc_verifier_result(s->arcv) : NULL;
+	struct selftest_facts f;
+	struct selftest_grade g;
+	struct policy_client pc;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+
+	memset(&f, 0, sizeof f);
+	policy_sess_client(s->pol, &pc);
+	f.client_ip = s->ip;
+	f.helo = s->helo;
+	f.rdns_checked = pc.rdns_checked;
+	f.ptr = pc.ptr;
+	f.fcrdns = pc.fcrdns;
+	f.helo_resolves = pc.helo_resolves;
+	if (spf_wanted(s)) {
+		f.spf = spf_result_name(s->spf_mail_result);
+		f.spf_domain = s->spf_mail_domain;
+		if (s->spf_helo_hdr)
+			f.spf_helo = spf_result_name(s->spf_helo_result);
+	}
+	f.envelope_from = s->mail_from;
+	f.dkim_checked = s->dkimv != NULL;
+	for (size_t i = 0; s->dkimv && i < dkim_verifier_count(s->dkimv) && f.ndkim < SELFTEST_MAX_DKIM; i++) {
+		const struct dkim_outcome *o = dkim_verifier_outcome(s->dkimv, i);
+		f.dkim[f.ndkim].domain = o->domain;
+		f.dkim[f.ndkim].result = dkim_result_name(o->result);
+		f.dkim[f.ndkim].algorithm = o->algorithm;
+		f.ndkim++;
+	}
+	if (s->dmarc_done) {
+		f.dmarc = dmarc_result_name(s->dmarc_result);
+		f.dmarc_policy = s->dmarc_policy;
+		f.from_domain = s->dmarc_from;
+	}
+	f.arc = ar ? arc_cv_name(ar->cv) : NULL;
+	for (size_t i = 0; i < pc.nlisted && i < SELFTEST_MAX_LISTS; i++)
+		f.lists[f.nlists++] = pc.listed[i];
+	if (s->tls) {
+		f.tls_version = s->tlsi.version;
+		f.tls_cipher = s->tlsi.cipher;
+	}
+	f.header = s->spool->head;
+	f.header_len = s->spool->head_len;
+	f.size = s->spool->head_len + (uint64_t)s->spool->file_len + s->spool->len;
+	f.now = (int64_t)time(NULL);
+	selftest_grade(&f, &g);
+
+	if ((m = open_memstream(&buf, &len))) {
+		selftest_write_json(m, s->selftest_token, &g, &f);
+		fclose(m);
+		d->selftest_json = buf;
+	}
+	buf = NULL;
+	if ((m = open_memstream(&buf, &len))) {
+		selftest_write_text(m, &g, &f);
+		fclose(m);
+		d->selftest_text = buf;
+	}
+	d->selftest_token = xstrdup(s->selftest_token);
+	d->selftest_domain = xstrdup(s->selftest_domain);
+	d->selftest_score = g.score;
+	d->selftest_keep = (unsigned)c->selftest_keep;
+	/* Mailed back only to a sender that is who it says (never backscatter
+	 * to a forged address), from <> (RFC 3834). */
+	if (!strcmp(c->selftest_reply, "yes") && s->mail_from && *s->mail_from &&
+	    (s->spf_mail_result == SPF_PASS || (s->dmarc_done && s->dmarc_result == DMARC_PASS)))
+		d->selftest_reply_to = xstrdup(s->mail_from);
+	log_info(s->sid, "event=selftest token=%s score=%.1f reply=%s", s->selftest_token, g.score,
+		 d->selftest_reply_to ? "yes" : "no");
+	selftest_grade_clear(&g);
+}
+
+/* On the worker: the report is kept, and mailed back when asked. */
+static void selftest_work(struct delivery *d)
+{
+	const struct config *c = d->rt->cfg;
+	char *msg;
+	struct maildir_msg m = { 0 };
+	const char *rcpt[1];
+	struct queue_env env = { 0 };
+
+	if (!d->selftest_json || !d->selftest_text ||
+	    selftest_save(c->data_dir, d->selftest_token, d->selftest_json, d->selftest_text, d->selftest_keep) < 0) {
+		d->ok = 0;
+		d->err = d->selftest_json ? errno : ENOMEM;
+		return;
+	}
+	if (!d->selftest_reply_to)
+		return;
+	msg = selftest_reply_message(c->hostname, d->selftest_domain, d->selftest_reply_to, d->selftest_token,
+				     d->selftest_score, d->selftest_text, (int64_t)time(NULL));
+	m.head = msg;
+	m.head_len = strlen(msg);
+	m.file_fd = -1;
+	rcpt[0] = d->selftest_reply_to;
+	env.mail_from = "";
+	env.rcpts = rcpt;
+	env.nrcpts = 1;
+	env.body_8bit = 1;
+	env.origin = "selftest";
+	if (queue_put(c->data_dir, &env, &m, d->selftest_reply_id, sizeof d->selftest_reply_id) < 0)
+		d->selftest_reply_id[0] = '\0';
+	free(msg);
+}
+
 /* The message is complete and SPF has answered: reject or deliver. resumed
  * is set when we come back from waiting, and then we read on ourselves. */
 static void finish_data(struct session *s, int resumed)
@@ -2225,7 +2405,10 @@ static void finish_data(struct session *s, int resumed)
 	char qid[40];
 
 	record_verdict(s);
-	if (spf_refuses(s) || dmarc_refuses(s, &folder) || policy_refuses(s, &folder)) {
+	/* A message only for a self-test address is graded, whatever the
+	 * sender's policies would have us do with it. */
+	if (!(s->selftest_token && !s->nmailboxes && !s->noutside) &&
+	    (spf_refuses(s) || dmarc_refuses(s, &folder) || policy_refuses(s, &folder))) {
 		transaction_reset(s);
 		s->state = S_CMD;
 		if (resumed)
@@ -2263,6 +2446,8 @@ static void finish_data(struct session *s, int resumed)
 		}
 		d->paths[d->npaths++] = p;
 	}
+	if (s->selftest_token)
+		selftest_prepare(s, d);
 	if (s->pol)
 		policy_sess_accepted(s->pol);
 	transaction_reset(s);

@@ -26,6 +26,7 @@ static void good_facts(struct selftest_facts *f, const char *header)
 	memset(f, 0, sizeof *f);
 	f->client_ip = "192.0.2.10";
 	f->helo = "mail.example.org";
+	f->rdns_checked = 1;
 	f->ptr = "mail.example.org";
 	f->fcrdns = 1;
 	f->helo_resolves = 1;
@@ -33,6 +34,7 @@ static void good_facts(struct selftest_facts *f, const char *header)
 	f->spf_domain = "example.org";
 	f->spf_helo = "pass";
 	f->envelope_from = "alice@example.org";
+	f->dkim_checked = 1;
 	f->dkim[0].domain = "example.org";
 	f->dkim[0].result = "pass";
 	f->dkim[0].algorithm = "rsa-sha256";
@@ -224,5 +226,33 @@ TEST(selftest_worst_message_scores_zero)
 	selftest_grade(&f, &g);
 	CHECK(g.score == 0.0);
 	CHECK(fixes_for_deductions(&g));
+	selftest_grade_clear(&g);
+}
+
+TEST(selftest_unchecked_and_from_header)
+{
+	struct selftest_facts f;
+	struct selftest_grade g;
+	/* DMARC off: alignment is judged against the header's From domain. */
+	good_facts(&f, GOOD_HEADER);
+	f.dmarc = NULL;
+	f.dmarc_policy = NULL;
+	f.from_domain = NULL;
+	selftest_grade(&f, &g);
+	CHECK(g.score == 10.0);
+	selftest_grade_clear(&g);
+	f.dkim[0].domain = "esp.example.net";
+	selftest_grade(&f, &g);
+	CHECK(points_of(&g, "dkim") == 0.5);
+	selftest_grade_clear(&g);
+	/* Checks that did not run cost nothing. */
+	good_facts(&f, GOOD_HEADER);
+	f.rdns_checked = 0;
+	f.ptr = NULL;
+	f.spf = NULL;
+	f.dkim_checked = 0;
+	f.ndkim = 0;
+	selftest_grade(&f, &g);
+	CHECK(g.score == 10.0);
 	selftest_grade_clear(&g);
 }
