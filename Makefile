@@ -68,8 +68,8 @@ demo:
 	sh tools/demo.sh
 
 # libFuzzer targets (clang): build-fuzz/fuzz_cmd, fuzz_data, fuzz_ini.
-FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc
-FUZZ_SRC = src/smtp/cmd.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c
+FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc smtpreply
+FUZZ_SRC = src/smtp/cmd.c src/smtp/reply.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)

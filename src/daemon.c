@@ -22,6 +22,7 @@
 #include "lib/privs.h"
 #include "lib/util.h"
 #include "net/tls.h"
+#include "queue/queue.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -30,6 +31,7 @@ struct daemon {
 	struct event_base *base;
 	struct server *srv;
 	struct runtime *rt;
+	struct queue *queue;
 };
 
 static void apply_log_level(const struct config *cfg)
@@ -101,6 +103,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	apply_log_level(cfg);
 	server_set_runtime(d->srv, rt);
+	queue_set_config(d->queue, rt->cfg);
 	runtime_unref(d->rt);
 	d->rt = rt;
 	log_info(NULL, "event=reloaded config=%s", d->config_path);
@@ -111,6 +114,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	(void)what;
 	log_info(NULL, "event=shutdown signal=%s", sig == SIGINT ? "INT" : "TERM");
+	queue_shutdown(d->queue);
 	server_shutdown(d->srv);
 }
 
@@ -206,6 +210,10 @@ int daemon_serve(const char *config_path)
 	}
 	if (server_start(d.srv, store, dns) < 0)
 		goto out;
+	d.queue = queue_new(d.base, d.rt->cfg, store, dns);
+	if (!d.queue)
+		goto out;
+	server_set_queue(d.srv, d.queue);
 	ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
 	ev_int = evsignal_new(d.base, SIGINT, on_term, &d);
@@ -225,6 +233,7 @@ out:
 	if (ev_int)
 		event_free(ev_int);
 	server_free(d.srv);
+	queue_free(d.queue);
 	dns_free(dns);
 	store_close(store);
 	runtime_unref(d.rt);

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = ["cmd", "data", "ini", "spf", "dnspacket", "dmarc", "dkim_tags", "canon", "arc"]
+TARGETS = ["cmd", "data", "ini", "spf", "dnspacket", "dmarc", "dkim_tags", "canon", "arc", "smtpreply"]
 RUNS = int(os.environ.get("POSTERN_FUZZ_RUNS", "300000"))
 SECONDS = int(os.environ.get("POSTERN_FUZZ_SECONDS", "20"))
 

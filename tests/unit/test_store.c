@@ -83,7 +83,7 @@ TEST(store_open_creates_private_wal_database)
 	      SQLITE_OK);
 	CHECK(sqlite3_step(s) == SQLITE_ROW);
 	CHECK_INT(sqlite3_column_int(s, 0), 1);
-	CHECK_INT(sqlite3_column_int(s, 1), 2); /* v2: auth_verdict */
+	CHECK(sqlite3_column_int(s, 1) >= 3); /* v3 or later: the outbound queue (helpers add more) */
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	teardown(&f);
