@@ -66,5 +66,13 @@ int cli_policy(const char *config_path, int config_explicit, int argc, char **ar
 void cli_policy_usage(FILE *out);
 int cli_greylist(const struct config *cfg, int argc, char **argv);
 void cli_greylist_usage(FILE *out);
+/* `postern queue ...` and `postern sendmail` (cli_queue.c), run as the
+ * postern user. cli_sendmail_set_invoker() remembers the real user's name
+ * (the default sender) before main.c drops root. */
+int cli_queue(const struct config *cfg, int argc, char **argv);
+void cli_queue_usage(FILE *out);
+int cli_sendmail(const struct config *cfg, int argc, char **argv);
+void cli_sendmail_usage(FILE *out);
+void cli_sendmail_set_invoker(void);
 
 #endif

@@ -224,6 +224,52 @@ static const struct key keys[] = {
 	  10000000, "Messages per authenticated user per hour (instead of the per-address limits). 0: no limit." },
 	{ "ratelimit", "auth_recipients_per_hour", T_UINT, NUMERIC_RAW, S(rl_auth_recipients_per_hour), "2000", NULL, 0,
 	  10000000, "Recipients per authenticated user per hour. 0: no limit." },
+	{ "queue", "retry_first", T_DURATION, NUMERIC_RAW, S(queue_retry_first_ms), "5m", NULL, 1000, 86400000,
+	  "After a temporary failure, the first retry comes this much later; each next wait doubles." },
+	{ "queue", "retry_max", T_DURATION, NUMERIC_RAW, S(queue_retry_max_ms), "2h", NULL, 1000, 604800000,
+	  "The longest wait between two attempts (the doubling stops here)." },
+	{ "queue", "max_age", T_DURATION, NUMERIC_RAW, S(queue_max_age_ms), "5d", NULL, 1000, 5184000000ULL,
+	  "A message not delivered after this long is given up and bounced to its sender (RFC 3464)." },
+	{ "queue", "delay_notice", T_DURATION, NUMERIC_RAW, S(queue_delay_notice_ms), "4h", NULL, 0, 5184000000ULL,
+	  "Tell the sender once that a message is delayed after it has waited this long; 0 never tells." },
+	{ "queue", "max_parallel", T_UINT, NUMERIC_RAW, S(queue_max_parallel), "100", NULL, 1, 100000,
+	  "Messages being delivered at once." },
+	{ "queue", "destination_concurrency", T_UINT, NUMERIC_RAW, S(queue_destination_concurrency), "20", NULL, 1, 1000,
+	  "Connections open at once to one destination (a recipient domain, or the relay)." },
+
+	{ "delivery", "helo_name", T_STRING, S(delivery_helo_name), 0, "", NULL, 0, 0,
+	  "The name postern gives in EHLO when it sends mail. Empty: [server] hostname." },
+	{ "delivery", "port", T_UINT, NUMERIC_RAW, S(delivery_port), "25", NULL, 1, 65535,
+	  "The port of the receiving servers (MX hosts). Only tests change it." },
+	{ "delivery", "source_ipv4", T_STRING, S(delivery_source_ipv4), 0, "", NULL, 0, 0,
+	  "The local IPv4 address to send from. Empty: the system chooses." },
+	{ "delivery", "source_ipv6", T_STRING, S(delivery_source_ipv6), 0, "", NULL, 0, 0,
+	  "The local IPv6 address to send from. Empty: the system chooses." },
+	{ "delivery", "ipv6", T_ENUM, S(delivery_ipv6), 0, "yes", "yes|no", 0, 0,
+	  "Try the IPv6 addresses of a receiving server (before its IPv4 ones). no: IPv4 only." },
+	{ "delivery", "tls", T_ENUM, S(delivery_tls), 0, "opportunistic", "opportunistic|none", 0, 0,
+	  "STARTTLS when the receiving server offers it, without requiring a valid certificate (RFC 3207); none: never." },
+	{ "delivery", "connect_timeout", T_DURATION, NUMERIC_RAW, S(delivery_connect_timeout_ms), "30s", NULL, 100, 600000,
+	  "How long to wait for a TCP connection to a receiving server before trying the next address." },
+	{ "delivery", "command_timeout", T_DURATION, NUMERIC_RAW, S(delivery_command_timeout_ms), "5m", NULL, 100, 3600000,
+	  "How long to wait for a reply to a command (RFC 5321 section 4.5.3.2 says 5 minutes)." },
+	{ "delivery", "data_timeout", T_DURATION, NUMERIC_RAW, S(delivery_data_timeout_ms), "10m", NULL, 100, 3600000,
+	  "How long to wait for the reply after the message is sent (RFC 5321 section 4.5.3.2.6 says 10 minutes)." },
+
+	{ "relay", "host", T_STRING, S(relay_host), 0, "", NULL, 0, 0,
+	  "A smarthost to send through (a name or an address). Empty: no relay; everything goes direct." },
+	{ "relay", "port", T_UINT, NUMERIC_RAW, S(relay_port), "587", NULL, 1, 65535,
+	  "The relay's port: 587 for STARTTLS, 465 for implicit TLS." },
+	{ "relay", "tls", T_ENUM, S(relay_tls), 0, "starttls", "starttls|implicit", 0, 0,
+	  "starttls (required, port 587) or implicit TLS (port 465). The certificate must verify for the host name." },
+	{ "relay", "credentials_file", T_PATH, S(relay_credentials_file), 0, "", NULL, 0, 0,
+	  "A file with one line USERNAME:PASSWORD for AUTH at the relay, readable only by postern (mode 0600). Empty: no AUTH." },
+	{ "relay", "ca_file", T_PATH, S(relay_ca_file), 0, "", NULL, 0, 0,
+	  "PEM certificates of the authorities that may sign the relay's certificate. Empty: the system's CAs." },
+	{ "relay", "domains", T_LIST, S(relay_domains_raw), 0, "", NULL, 0, 0,
+	  "Recipient domains sent through the relay (a domain covers its subdomains); * sends everything through it." },
+	{ "relay", "mx_patterns", T_LIST, S(relay_mx_patterns_raw), 0, "", NULL, 0, 0,
+	  "MX host patterns sent through the relay, e.g. *.outlook.com: every domain whose MX is under outlook.com." },
 };
 
 /* Raw text of numeric keys, indexed like keys[]. */
@@ -716,6 +762,60 @@ static void cross_check(struct loader *ld)
 		problem(ld, ld->line[key_index("smtp", "max_data_line")],
 			"max_data_line is larger than max_message_size; lower it");
 	policy_cross_check(ld);
+	if (!*c->delivery_helo_name) {
+		free(c->delivery_helo_name);
+		c->delivery_helo_name = xstrdup(c->hostname);
+	} else if (!valid_domain(c->delivery_helo_name)) {
+		problem(ld, ld->line[key_index("delivery", "helo_name")],
+			"helo_name = %s is not a host name; write a fully qualified name like mail.example.org",
+			c->delivery_helo_name);
+	}
+	for (int v6 = 0; v6 < 2; v6++) {
+		const char *a = v6 ? c->delivery_source_ipv6 : c->delivery_source_ipv4;
+		unsigned char tmp[16];
+		if (*a && inet_pton(v6 ? AF_INET6 : AF_INET, a, tmp) != 1)
+			problem(ld, ld->line[key_index("delivery", v6 ? "source_ipv6" : "source_ipv4")],
+				"%s = %s is not an IPv%d address; write one of this host's addresses, or nothing",
+				v6 ? "source_ipv6" : "source_ipv4", a, v6 ? 6 : 4);
+	}
+	if (c->queue_retry_max_ms < c->queue_retry_first_ms)
+		problem(ld, ld->line[key_index("queue", "retry_max")],
+			"retry_max is shorter than retry_first; make it at least as long");
+	c->nrelay_domains = split_list(c->relay_domains_raw, &c->relay_domains);
+	for (size_t d = 0; d < c->nrelay_domains; d++) {
+		str_lower(c->relay_domains[d]);
+		if (strcmp(c->relay_domains[d], "*") && !valid_domain(c->relay_domains[d]))
+			problem(ld, ld->line[key_index("relay", "domains")],
+				"domains: '%s' is not a domain name; write names like example.org, or *", c->relay_domains[d]);
+	}
+	c->nrelay_mx_patterns = split_list(c->relay_mx_patterns_raw, &c->relay_mx_patterns);
+	for (size_t d = 0; d < c->nrelay_mx_patterns; d++) {
+		const char *pat = str_lower(c->relay_mx_patterns[d]);
+		if (!strncmp(pat, "*.", 2))
+			pat += 2;
+		else if (*pat == '.')
+			pat++;
+		if (!valid_domain(pat))
+			problem(ld, ld->line[key_index("relay", "mx_patterns")],
+				"mx_patterns: '%s' is not a host pattern; write e.g. *.outlook.com or mx.example.org",
+				c->relay_mx_patterns[d]);
+	}
+	if (!*c->relay_host && (c->nrelay_domains || c->nrelay_mx_patterns))
+		problem(ld, ld->line[key_index("relay", c->nrelay_domains ? "domains" : "mx_patterns")],
+			"[relay] routes mail but names no relay; set [relay] host");
+	if (*c->relay_credentials_file) {
+		struct stat sb;
+		size_t ki = key_index("relay", "credentials_file");
+		if (stat(c->relay_credentials_file, &sb) < 0)
+			problem(ld, ld->line[ki], "cannot read %s: %s; check the path", c->relay_credentials_file,
+				strerror(errno));
+		else if (sb.st_mode & 077)
+			problem(ld, ld->line[ki], "%s may be read by other users (mode %03o); chmod 600 it and chown it to the postern user",
+				c->relay_credentials_file, (unsigned)(sb.st_mode & 0777));
+	}
+	if (*c->relay_ca_file && access(c->relay_ca_file, R_OK) < 0)
+		problem(ld, ld->line[key_index("relay", "ca_file")], "cannot read %s: %s; check the path and its permissions",
+			c->relay_ca_file, strerror(errno));
 	if (strcmp(c->dns_resolver, "system")) {
 		char **items;
 		size_t n = split_list(c->dns_resolver, &items);
@@ -833,6 +933,12 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->nour_addresses; i++)
 		free(c->our_addresses[i]);
 	free(c->our_addresses);
+	for (size_t i = 0; i < c->nrelay_domains; i++)
+		free(c->relay_domains[i]);
+	free(c->relay_domains);
+	for (size_t i = 0; i < c->nrelay_mx_patterns; i++)
+		free(c->relay_mx_patterns[i]);
+	free(c->relay_mx_patterns);
 	for (size_t i = 0; i < c->nsmtp_listen; i++) {
 		free(c->smtp_listen[i].host);
 		free(c->smtp_listen[i].port);

@@ -136,6 +136,36 @@ struct config {
 	/* [ratelimit]: 0 means no limit */
 	uint64_t rl_connections_per_minute, rl_messages_per_hour, rl_recipients_per_hour, rl_unknown_per_hour;
 	uint64_t rl_auth_messages_per_hour, rl_auth_recipients_per_hour;
+
+	/* [queue] */
+	uint64_t queue_retry_first_ms;
+	uint64_t queue_retry_max_ms;
+	uint64_t queue_max_age_ms;
+	uint64_t queue_delay_notice_ms;
+	uint64_t queue_max_parallel;
+	uint64_t queue_destination_concurrency;
+
+	/* [delivery] */
+	char *delivery_helo_name; /* defaults to hostname */
+	uint64_t delivery_port;
+	char *delivery_source_ipv4, *delivery_source_ipv6;
+	char *delivery_ipv6;   /* yes|no */
+	char *delivery_tls;    /* opportunistic|none */
+	uint64_t delivery_connect_timeout_ms;
+	uint64_t delivery_command_timeout_ms;
+	uint64_t delivery_data_timeout_ms;
+
+	/* [relay] */
+	char *relay_host;
+	uint64_t relay_port;
+	char *relay_tls; /* starttls|implicit */
+	char *relay_credentials_file;
+	char *relay_ca_file;
+	char *relay_domains_raw, *relay_mx_patterns_raw;
+	char **relay_domains; /* lower-cased; "*" for every domain */
+	size_t nrelay_domains;
+	char **relay_mx_patterns; /* lower-cased */
+	size_t nrelay_mx_patterns;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

@@ -147,6 +147,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	(void)what;
 	log_info(NULL, "event=shutdown signal=%s", sig == SIGINT ? "INT" : "TERM");
+	queue_shutdown(d->queue);
 	server_shutdown(d->srv);
 }
 

@@ -39,6 +39,10 @@ static void usage(FILE *out)
 	      "  reports import|dmarc|tls DMARC aggregate and TLS reports: load, summarise\n"
 	      "  policy explain           run every inbound check for a client; the score\n"
 	      "  greylist list|allow|forget  see and change the graylisting state\n"
+	      "  queue list|show|cat|retry|hold|release|delete|ledger\n"
+	      "                           the outbound queue and the delivery ledger\n"
+	      "  sendmail [-f SENDER] [-t] [RCPT...]\n"
+	      "                           queue a message from standard input\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ",\n"
@@ -230,6 +234,22 @@ int main(int argc, char **argv)
 			rc = n == 1 ? 2 : 0;
 		} else {
 			rc = run_state_command(config, cli_reports, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "queue")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_queue_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_queue, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "sendmail")) {
+		if (n > 1 && (!strcmp(args[1], "--help") || !strcmp(args[1], "-h"))) {
+			cli_sendmail_usage(stdout);
+			rc = 0;
+		} else {
+			cli_sendmail_set_invoker();
+			/* argv[0] is the command name, as the other commands get their verb */
+			rc = run_state_command(config, cli_sendmail, n, args);
 		}
 	} else {
 		fprintf(stderr, "postern: unknown command '%s'\n\n", args[0]);

@@ -16,6 +16,14 @@
  *   - Bounces go to the envelope sender, never to the null sender, and a
  *     bounce is itself sent with the null sender, so they cannot loop.
  *
+ * Storage (docs/architecture.md says why): DATA_DIR/queue/ holds one file
+ * per message, its envelope in a short text header followed by the message
+ * bytes as given. queue_put() writes it in tmp/, fsyncs it, renames it into
+ * incoming/ and fsyncs incoming/: that rename is the commit. The daemon
+ * (or any CLI command) imports incoming/ files into the state store
+ * (envelope and per-recipient state) and then moves them to active/.
+ * Per-recipient state lives only in the store.
+ *
  * Threads: queue_put() blocks on the disk and may be called from any thread
  * (the daemon calls it from worker threads, the CLI from its main thread),
  * and from another process (`postern sendmail`, run as root or the postern
@@ -73,5 +81,37 @@ void queue_kick(struct queue *q);
  * retried after a restart). */
 void queue_shutdown(struct queue *q);
 void queue_free(struct queue *q);
+
+/* ---- for the command line (cli_queue.c) and the tests ---- */
+
+/* The envelope header of a queue file, parsed (queue_file_parse). */
+struct queue_file {
+	char *mail_from;
+	char **rcpts;
+	size_t nrcpts;
+	int body_8bit, smtputf8, ret_full;
+	char *envid, *origin; /* NULL when absent */
+	int64_t queued;       /* Unix time */
+	size_t body_offset;   /* where the message starts */
+};
+#define QUEUE_HEADER_MAX (8u << 20)
+#define QUEUE_MAX_RCPTS 10000
+/* Parses the header at the start of buf. Returns 0, 1 if buf ends before
+ * the header does (read more), -1 if it is malformed. Pure. */
+int queue_file_parse(const char *buf, size_t len, struct queue_file *out);
+void queue_file_clear(struct queue_file *f);
+
+/* Whether s looks like a queue id (so it can name a file safely). */
+int queue_id_valid(const char *s);
+/* Moves messages put since the last look into the store. Returns how many,
+ * or -1 (logged). */
+int queue_import(const char *data_dir, struct store *st);
+/* The path of a queued message's file (the caller frees). */
+char *queue_file_path(const char *data_dir, const char *qid);
+/* Removes a message: its file, then its rows. 0, or -1 if unknown. */
+int queue_remove(const char *data_dir, struct store *st, const char *qid);
+/* The wait before retry number `attempts` (1 for the first retry):
+ * retry_first doubled each time, at most retry_max. Milliseconds. */
+uint64_t queue_backoff_ms(const struct config *cfg, int attempts);
 
 #endif

@@ -300,6 +300,59 @@ int store_grey_expire(struct store *st, int64_t unpassed_before, int64_t passed_
 	return ops_of(st)->grey_expire(st, unpassed_before, passed_before, allow_before, n);
 }
 
+/* The outbound queue and the delivery ledger: queue.c validates what it
+ * stores, so these only dispatch. */
+int store_queue_add(struct store *st, const struct store_qmsg *m, const char *const *rcpts, size_t n)
+{
+	return ops_of(st)->queue_add(st, m, rcpts, n);
+}
+
+int store_queue_visit(struct store *st, const char *qid, store_qmsg_cb msg_cb, store_qrcpt_cb rcpt_cb, void *arg)
+{
+	return ops_of(st)->queue_visit(st, qid, msg_cb, rcpt_cb, arg);
+}
+
+int store_queue_due(struct store *st, int64_t now, size_t max, store_qid_cb cb, void *arg)
+{
+	return ops_of(st)->queue_due(st, now, max, cb, arg);
+}
+
+int store_queue_rcpt_update(struct store *st, const struct store_qrcpt *r)
+{
+	return ops_of(st)->queue_rcpt_update(st, r);
+}
+
+int store_queue_set_state(struct store *st, const char *qid, const char *from, const char *to, int64_t next_attempt,
+			  int *changed)
+{
+	return ops_of(st)->queue_set_state(st, qid, from, to, next_attempt, changed);
+}
+
+int store_queue_set_notified(struct store *st, const char *qid)
+{
+	return ops_of(st)->queue_set_notified(st, qid);
+}
+
+int store_queue_del(struct store *st, const char *qid)
+{
+	return ops_of(st)->queue_del(st, qid);
+}
+
+int store_queue_unfinished(struct store *st, const char *qid, int *count)
+{
+	return ops_of(st)->queue_unfinished(st, qid, count);
+}
+
+int store_ledger_add(struct store *st, const struct store_delivery *d)
+{
+	return ops_of(st)->ledger_add(st, d);
+}
+
+int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, void *arg)
+{
+	return ops_of(st)->ledger_list(st, since, cb, arg);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

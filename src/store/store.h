@@ -239,6 +239,87 @@ int store_grey_forget(struct store *st, const char *key, int64_t *n);
 int store_grey_expire(struct store *st, int64_t unpassed_before, int64_t passed_before, int64_t allow_before,
 		      int64_t *n);
 
+/*
+ * The outbound queue (queue.c). The message itself lives in a file under
+ * DATA_DIR/queue/; these rows are its envelope and the state of each
+ * recipient: "pending" (to try at next_attempt), "held" (by the operator),
+ * "delivered", "failed" (final failure; its bounce not yet queued) and
+ * "bounced" (final failure, bounce queued or not wanted).
+ */
+struct store_qmsg {
+	const char *qid;
+	const char *mail_from; /* "" for the null sender */
+	int64_t queued;        /* Unix time */
+	int64_t size;          /* bytes of the message */
+	int64_t body_offset;   /* where the message starts in its queue file */
+	const char *envid;     /* or NULL */
+	int ret_full, body_8bit, smtputf8;
+	const char *origin;
+	int delay_notified;
+};
+struct store_qrcpt {
+	const char *qid;
+	const char *rcpt;
+	const char *state;
+	int attempts;
+	int64_t next_attempt; /* Unix time */
+	int64_t last_attempt; /* 0: never */
+	const char *last_status; /* enhanced status code, "4.4.1" */
+	const char *last_reply;  /* the reply (or our own diagnostic) */
+	const char *last_mx;     /* who said it */
+};
+typedef int (*store_qmsg_cb)(void *arg, const struct store_qmsg *m);
+typedef int (*store_qrcpt_cb)(void *arg, const struct store_qrcpt *r);
+typedef int (*store_qid_cb)(void *arg, const char *qid);
+/* Adds a message and its recipients (all pending, due at m->queued) in one
+ * transaction; STORE_EXISTS if the queue id is already known. */
+int store_queue_add(struct store *st, const struct store_qmsg *m, const char *const *rcpts, size_t n);
+/* Visits one message (qid) or all (qid NULL, oldest first): msg_cb for the
+ * message, then rcpt_cb for each of its recipients. STORE_NOTFOUND if qid
+ * is given and unknown. Callbacks must not call into the store. */
+int store_queue_visit(struct store *st, const char *qid, store_qmsg_cb msg_cb, store_qrcpt_cb rcpt_cb, void *arg);
+/* Visits (at most max) queue ids with a pending recipient due at now or
+ * before, or a failed one, oldest first. */
+int store_queue_due(struct store *st, int64_t now, size_t max, store_qid_cb cb, void *arg);
+/* Updates one recipient's state, attempts, times and last reply. */
+int store_queue_rcpt_update(struct store *st, const struct store_qrcpt *r);
+/* Moves the recipients of qid in state from (NULL: pending and held) to
+ * state to, due at next_attempt; *changed says how many. */
+int store_queue_set_state(struct store *st, const char *qid, const char *from, const char *to, int64_t next_attempt,
+			  int *changed);
+int store_queue_set_notified(struct store *st, const char *qid);
+/* Removes the message's rows. */
+int store_queue_del(struct store *st, const char *qid);
+/* How many recipients of qid are not final (pending, held or failed). */
+int store_queue_unfinished(struct store *st, const char *qid, int *count);
+
+/*
+ * The delivery ledger: one row per recipient per delivery attempt, for
+ * `postern queue ledger` and the deliverability report.
+ */
+struct store_delivery {
+	int64_t time; /* Unix time, milliseconds */
+	const char *qid;
+	const char *rcpt;
+	const char *domain;
+	const char *provider;     /* gmail, outlook, yahoo, icloud, other, local */
+	const char *route;        /* direct, relay, local */
+	const char *route_reason; /* why that route */
+	const char *mx;           /* the host that answered, or NULL */
+	const char *ip;
+	const char *outcome;      /* delivered, deferred, failed */
+	int code;                 /* SMTP reply code, 0 if none */
+	const char *status;       /* enhanced status code */
+	const char *reply;        /* reply text or local diagnostic */
+	const char *tls_version;  /* NULL: no TLS */
+	const char *tls_cipher;
+	int tls_verified;         /* the certificate chain and name verified */
+};
+typedef int (*store_delivery_cb)(void *arg, const struct store_delivery *d);
+int store_ledger_add(struct store *st, const struct store_delivery *d);
+/* Visits the rows at or after since (milliseconds), oldest first. */
+int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, void *arg);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -266,6 +347,16 @@ struct store_ops {
 	int (*allow_list)(struct store *, store_allow_cb, void *);
 	int (*grey_forget)(struct store *, const char *, int64_t *);
 	int (*grey_expire)(struct store *, int64_t, int64_t, int64_t, int64_t *);
+	int (*queue_add)(struct store *, const struct store_qmsg *, const char *const *, size_t);
+	int (*queue_visit)(struct store *, const char *, store_qmsg_cb, store_qrcpt_cb, void *);
+	int (*queue_due)(struct store *, int64_t, size_t, store_qid_cb, void *);
+	int (*queue_rcpt_update)(struct store *, const struct store_qrcpt *);
+	int (*queue_set_state)(struct store *, const char *, const char *, const char *, int64_t, int *);
+	int (*queue_set_notified)(struct store *, const char *);
+	int (*queue_del)(struct store *, const char *);
+	int (*queue_unfinished)(struct store *, const char *, int *);
+	int (*ledger_add)(struct store *, const struct store_delivery *);
+	int (*ledger_list)(struct store *, int64_t, store_delivery_cb, void *);
 	void (*close)(struct store *);
 };
 

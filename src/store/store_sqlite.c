@@ -60,6 +60,21 @@ enum stmt_id {
 	ST_ALLOW_GET,
 	ST_ALLOW_PUT,
 	ST_ALLOW_LIST,
+	ST_QMSG_ADD,
+	ST_QRCPT_ADD,
+	ST_QMSG_ONE,
+	ST_QMSG_ALL,
+	ST_QRCPT_OF,
+	ST_QUEUE_DUE,
+	ST_QRCPT_UPDATE,
+	ST_QRCPT_SET,
+	ST_QRCPT_SET_ANY,
+	ST_QMSG_NOTIFIED,
+	ST_QMSG_DEL,
+	ST_QRCPT_DEL,
+	ST_QRCPT_UNFINISHED,
+	ST_LEDGER_ADD,
+	ST_LEDGER_LIST,
 	ST_COUNT
 };
 
@@ -92,6 +107,32 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ALLOW_PUT] = "INSERT OR REPLACE INTO greylist_allow(key, count, first_seen, last_seen, manual) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_ALLOW_LIST] = "SELECT key, count, first_seen, last_seen, manual FROM greylist_allow ORDER BY key",
+	[ST_QMSG_ADD] = "INSERT INTO queue_msg(qid, mail_from, queued, size, body_offset, envid, ret_full, body_8bit, "
+			"smtputf8, origin, delay_notified) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+	[ST_QRCPT_ADD] = "INSERT OR IGNORE INTO queue_rcpt(qid, rcpt, state, attempts, next_attempt, last_attempt) "
+			 "VALUES (?1, ?2, 'pending', 0, ?3, 0)",
+#define QMSG_COLS "qid, mail_from, queued, size, body_offset, envid, ret_full, body_8bit, smtputf8, origin, delay_notified"
+	[ST_QMSG_ONE] = "SELECT " QMSG_COLS " FROM queue_msg WHERE qid = ?1",
+	[ST_QMSG_ALL] = "SELECT " QMSG_COLS " FROM queue_msg ORDER BY queued, qid",
+	[ST_QRCPT_OF] = "SELECT qid, rcpt, state, attempts, next_attempt, last_attempt, last_status, last_reply, last_mx "
+			"FROM queue_rcpt WHERE qid = ?1 ORDER BY rowid",
+	[ST_QUEUE_DUE] = "SELECT qid FROM queue_rcpt WHERE (state = 'pending' AND next_attempt <= ?1) OR state = 'failed' "
+			 "GROUP BY qid ORDER BY min(next_attempt) LIMIT ?2",
+	[ST_QRCPT_UPDATE] = "UPDATE queue_rcpt SET state = ?3, attempts = ?4, next_attempt = ?5, last_attempt = ?6, "
+			    "last_status = ?7, last_reply = ?8, last_mx = ?9 WHERE qid = ?1 AND rcpt = ?2",
+	[ST_QRCPT_SET] = "UPDATE queue_rcpt SET state = ?3, next_attempt = ?4 WHERE qid = ?1 AND state = ?2",
+	[ST_QRCPT_SET_ANY] = "UPDATE queue_rcpt SET state = ?3, next_attempt = ?4 "
+			     "WHERE qid = ?1 AND state IN ('pending', 'held')",
+	[ST_QMSG_NOTIFIED] = "UPDATE queue_msg SET delay_notified = 1 WHERE qid = ?1",
+	[ST_QMSG_DEL] = "DELETE FROM queue_msg WHERE qid = ?1",
+	[ST_QRCPT_DEL] = "DELETE FROM queue_rcpt WHERE qid = ?1",
+	[ST_QRCPT_UNFINISHED] = "SELECT count(*) FROM queue_rcpt WHERE qid = ?1 AND state IN ('pending', 'held', 'failed')",
+	[ST_LEDGER_ADD] = "INSERT INTO delivery_ledger(time, qid, rcpt, domain, provider, route, route_reason, mx, ip, "
+			  "outcome, code, status, reply, tls_version, tls_cipher, tls_verified) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+	[ST_LEDGER_LIST] = "SELECT time, qid, rcpt, domain, provider, route, route_reason, mx, ip, outcome, code, status, "
+			   "reply, tls_version, tls_cipher, tls_verified FROM delivery_ledger WHERE time >= ?1 "
+			   "ORDER BY time, id",
 };
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -171,6 +212,38 @@ static const char *const migrations[] = {
 	"  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
 	"  manual INTEGER NOT NULL DEFAULT 0"
 	");",
+	/* v5: the outbound queue (envelopes and per-recipient state; the
+	 * messages are files under DATA_DIR/queue/) and the delivery ledger */
+	"CREATE TABLE IF NOT EXISTS queue_msg ("
+	"  qid TEXT PRIMARY KEY,"
+	"  mail_from TEXT NOT NULL,"
+	"  queued INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  body_offset INTEGER NOT NULL,"
+	"  envid TEXT, ret_full INTEGER NOT NULL, body_8bit INTEGER NOT NULL, smtputf8 INTEGER NOT NULL,"
+	"  origin TEXT, delay_notified INTEGER NOT NULL"
+	");"
+	"CREATE TABLE IF NOT EXISTS queue_rcpt ("
+	"  qid TEXT NOT NULL,"
+	"  rcpt TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  last_attempt INTEGER NOT NULL,"
+	"  last_status TEXT, last_reply TEXT, last_mx TEXT,"
+	"  PRIMARY KEY (qid, rcpt)"
+	");"
+	"CREATE INDEX IF NOT EXISTS queue_rcpt_due ON queue_rcpt(state, next_attempt);"
+	"CREATE TABLE IF NOT EXISTS delivery_ledger ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  qid TEXT NOT NULL, rcpt TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  provider TEXT, route TEXT, route_reason TEXT, mx TEXT, ip TEXT,"
+	"  outcome TEXT NOT NULL, code INTEGER, status TEXT, reply TEXT,"
+	"  tls_version TEXT, tls_cipher TEXT, tls_verified INTEGER"
+	");"
+	"CREATE INDEX IF NOT EXISTS delivery_ledger_time ON delivery_ledger(time);"
+	"CREATE INDEX IF NOT EXISTS delivery_ledger_domain ON delivery_ledger(domain, time);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -745,6 +818,23 @@ static int sq_tls_summary(struct store *st, int64_t since, enum store_tls_group 
 
 /* ---- graylisting ---- */
 
+/* Steps a bound statement that returns no rows; returns STORE_OK,
+ * STORE_EXISTS or STORE_ERROR, and resets it. */
+static int step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		rc = STORE_OK;
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		rc = STORE_EXISTS;
+	else {
+		db_error(st, what);
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
 static int bind_int(struct store *st, sqlite3_stmt *s, int idx, int64_t v)
 {
 	if (sqlite3_bind_int64(s, idx, (sqlite3_int64)v) != SQLITE_OK) {
@@ -754,15 +844,6 @@ static int bind_int(struct store *st, sqlite3_stmt *s, int idx, int64_t v)
 	return 0;
 }
 
-/* Steps a statement that returns no rows; STORE_OK or STORE_ERROR. */
-static int step_done(struct store *st, sqlite3_stmt *s, const char *what)
-{
-	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : STORE_ERROR;
-	if (rc != STORE_OK)
-		db_error(st, what);
-	stmt_done(s);
-	return rc;
-}
 
 static int sq_grey_get(struct store *st, const char *client, const char *sender, const char *rcpt,
 		       struct store_grey *out)
@@ -956,6 +1037,314 @@ static int sq_grey_expire(struct store *st, int64_t unpassed_before, int64_t pas
 			"grey_expire");
 }
 
+/* ---- the outbound queue ---- */
+
+
+static int sq_queue_add(struct store *st, const struct store_qmsg *m, const char *const *rcpts, size_t n)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_QMSG_ADD), *r = stmt_get(st, ST_QRCPT_ADD);
+	int rc;
+
+	if (!s || !r)
+		return STORE_ERROR;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(st, "queue_add");
+		return STORE_ERROR;
+	}
+	if (bind_text(st, s, 1, m->qid) < 0 || bind_text(st, s, 2, m->mail_from) < 0 ||
+	    sqlite3_bind_int64(s, 3, m->queued) != SQLITE_OK || sqlite3_bind_int64(s, 4, m->size) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 5, m->body_offset) != SQLITE_OK || bind_text(st, s, 6, m->envid) < 0 ||
+	    sqlite3_bind_int(s, 7, m->ret_full) != SQLITE_OK || sqlite3_bind_int(s, 8, m->body_8bit) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 9, m->smtputf8) != SQLITE_OK || bind_text(st, s, 10, m->origin) < 0) {
+		stmt_done(s);
+		rc = STORE_ERROR;
+		goto out;
+	}
+	rc = step_done(st, s, "queue_add");
+	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		if (bind_text(st, r, 1, m->qid) < 0 || bind_text(st, r, 2, rcpts[i]) < 0 ||
+		    sqlite3_bind_int64(r, 3, m->queued) != SQLITE_OK) {
+			stmt_done(r);
+			rc = STORE_ERROR;
+			break;
+		}
+		rc = step_done(st, r, "queue_add");
+	}
+out:
+	if (sqlite3_exec(st->db, rc == STORE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
+	    rc == STORE_OK) {
+		db_error(st, "queue_add");
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		rc = STORE_ERROR;
+	}
+	return rc;
+}
+
+#define COL_TEXT(s, i) ((const char *)sqlite3_column_text((s), (i)))
+
+static int visit_rcpts(struct store *st, const char *qid, store_qrcpt_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_QRCPT_OF);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, qid) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_qrcpt r = {
+			.qid = COL_TEXT(s, 0),
+			.rcpt = COL_TEXT(s, 1),
+			.state = COL_TEXT(s, 2),
+			.attempts = sqlite3_column_int(s, 3),
+			.next_attempt = sqlite3_column_int64(s, 4),
+			.last_attempt = sqlite3_column_int64(s, 5),
+			.last_status = COL_TEXT(s, 6),
+			.last_reply = COL_TEXT(s, 7),
+			.last_mx = COL_TEXT(s, 8),
+		};
+		if (cb && cb(arg, &r)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "queue_visit");
+	stmt_done(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_queue_visit(struct store *st, const char *qid, store_qmsg_cb msg_cb, store_qrcpt_cb rcpt_cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, qid ? ST_QMSG_ONE : ST_QMSG_ALL);
+	int rc, found = 0, stop = 0;
+
+	if (!s)
+		return STORE_ERROR;
+	if (qid && bind_text(st, s, 1, qid) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_qmsg m = {
+			.qid = COL_TEXT(s, 0),
+			.mail_from = COL_TEXT(s, 1),
+			.queued = sqlite3_column_int64(s, 2),
+			.size = sqlite3_column_int64(s, 3),
+			.body_offset = sqlite3_column_int64(s, 4),
+			.envid = COL_TEXT(s, 5),
+			.ret_full = sqlite3_column_int(s, 6),
+			.body_8bit = sqlite3_column_int(s, 7),
+			.smtputf8 = sqlite3_column_int(s, 8),
+			.origin = COL_TEXT(s, 9),
+			.delay_notified = sqlite3_column_int(s, 10),
+		};
+		found = 1;
+		if (!m.qid || !m.mail_from)
+			continue;
+		if (msg_cb && msg_cb(arg, &m)) {
+			stop = 1;
+			break;
+		}
+		if (rcpt_cb && visit_rcpts(st, m.qid, rcpt_cb, arg) != STORE_OK) {
+			stmt_done(s);
+			return STORE_ERROR;
+		}
+	}
+	if (!stop && rc != SQLITE_DONE) {
+		db_error(st, "queue_visit");
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	stmt_done(s);
+	return qid && !found ? STORE_NOTFOUND : STORE_OK;
+}
+
+static int sq_queue_due(struct store *st, int64_t now, size_t max, store_qid_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_QUEUE_DUE);
+	int rc;
+	char **ids = NULL;
+	size_t n = 0;
+
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+	/* Collected first, so that the callback may use the store. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *q = COL_TEXT(s, 0);
+		if (!q)
+			continue;
+		ids = xrealloc(ids, (n + 1) * sizeof *ids);
+		ids[n++] = xstrdup(q);
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "queue_due");
+	stmt_done(s);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == SQLITE_DONE && cb(arg, ids[i]))
+			rc = SQLITE_OK;
+		free(ids[i]);
+	}
+	free(ids);
+	return rc == SQLITE_DONE || rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_queue_rcpt_update(struct store *st, const struct store_qrcpt *r)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_QRCPT_UPDATE);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, r->qid) < 0 || bind_text(st, s, 2, r->rcpt) < 0 || bind_text(st, s, 3, r->state) < 0 ||
+	    sqlite3_bind_int(s, 4, r->attempts) != SQLITE_OK || sqlite3_bind_int64(s, 5, r->next_attempt) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 6, r->last_attempt) != SQLITE_OK || bind_text(st, s, 7, r->last_status) < 0 ||
+	    bind_text(st, s, 8, r->last_reply) < 0 || bind_text(st, s, 9, r->last_mx) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "queue_rcpt_update");
+}
+
+static int sq_queue_set_state(struct store *st, const char *qid, const char *from, const char *to, int64_t next_attempt,
+			      int *changed)
+{
+	sqlite3_stmt *s = stmt_get(st, from ? ST_QRCPT_SET : ST_QRCPT_SET_ANY);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, qid) < 0 || bind_text(st, s, 2, from) < 0 || bind_text(st, s, 3, to) < 0 ||
+	    sqlite3_bind_int64(s, 4, next_attempt) != SQLITE_OK) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = step_done(st, s, "queue_set_state");
+	if (changed)
+		*changed = rc == STORE_OK ? sqlite3_changes(st->db) : 0;
+	return rc;
+}
+
+static int exec_qid(struct store *st, enum stmt_id id, const char *qid, const char *what)
+{
+	sqlite3_stmt *s = stmt_get(st, id);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, qid) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, what);
+}
+
+static int sq_queue_set_notified(struct store *st, const char *qid)
+{
+	return exec_qid(st, ST_QMSG_NOTIFIED, qid, "queue_set_notified");
+}
+
+static int sq_queue_del(struct store *st, const char *qid)
+{
+	int rc;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(st, "queue_del");
+		return STORE_ERROR;
+	}
+	rc = exec_qid(st, ST_QRCPT_DEL, qid, "queue_del");
+	if (rc == STORE_OK)
+		rc = exec_qid(st, ST_QMSG_DEL, qid, "queue_del");
+	if (sqlite3_exec(st->db, rc == STORE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
+	    rc == STORE_OK) {
+		db_error(st, "queue_del");
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		rc = STORE_ERROR;
+	}
+	return rc;
+}
+
+static int sq_queue_unfinished(struct store *st, const char *qid, int *count)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_QRCPT_UNFINISHED);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, qid) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*count = sqlite3_column_int(s, 0);
+		rc = STORE_OK;
+	} else {
+		db_error(st, "queue_unfinished");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_ledger_add(struct store *st, const struct store_delivery *d)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_LEDGER_ADD);
+	const char *text[] = { d->qid, d->rcpt, d->domain, d->provider, d->route, d->route_reason, d->mx, d->ip,
+			       d->outcome };
+	if (!s)
+		return STORE_ERROR;
+	if (sqlite3_bind_int64(s, 1, d->time) != SQLITE_OK) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(text); i++)
+		if (bind_text(st, s, (int)i + 2, text[i]) < 0) {
+			stmt_done(s);
+			return STORE_ERROR;
+		}
+	if (sqlite3_bind_int(s, 11, d->code) != SQLITE_OK || bind_text(st, s, 12, d->status) < 0 ||
+	    bind_text(st, s, 13, d->reply) < 0 || bind_text(st, s, 14, d->tls_version) < 0 ||
+	    bind_text(st, s, 15, d->tls_cipher) < 0 || sqlite3_bind_int(s, 16, d->tls_verified) != SQLITE_OK) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "ledger_add");
+}
+
+static int sq_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_LEDGER_LIST);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_delivery d = {
+			.time = sqlite3_column_int64(s, 0),
+			.qid = COL_TEXT(s, 1),
+			.rcpt = COL_TEXT(s, 2),
+			.domain = COL_TEXT(s, 3),
+			.provider = COL_TEXT(s, 4),
+			.route = COL_TEXT(s, 5),
+			.route_reason = COL_TEXT(s, 6),
+			.mx = COL_TEXT(s, 7),
+			.ip = COL_TEXT(s, 8),
+			.outcome = COL_TEXT(s, 9),
+			.code = sqlite3_column_int(s, 10),
+			.status = COL_TEXT(s, 11),
+			.reply = COL_TEXT(s, 12),
+			.tls_version = COL_TEXT(s, 13),
+			.tls_cipher = COL_TEXT(s, 14),
+			.tls_verified = sqlite3_column_int(s, 15),
+		};
+		if (cb(arg, &d)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "ledger_list");
+	stmt_done(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -994,6 +1383,16 @@ static const struct store_ops sqlite_ops = {
 	.allow_list = sq_allow_list,
 	.grey_forget = sq_grey_forget,
 	.grey_expire = sq_grey_expire,
+	.queue_add = sq_queue_add,
+	.queue_visit = sq_queue_visit,
+	.queue_due = sq_queue_due,
+	.queue_rcpt_update = sq_queue_rcpt_update,
+	.queue_set_state = sq_queue_set_state,
+	.queue_set_notified = sq_queue_set_notified,
+	.queue_del = sq_queue_del,
+	.queue_unfinished = sq_queue_unfinished,
+	.ledger_add = sq_ledger_add,
+	.ledger_list = sq_ledger_list,
 	.close = sq_close,
 };
 

@@ -14,8 +14,8 @@ Submission (RFC 6409, RFC 8314, RFC 4954) against the real daemon:
     copy and the copy delivered locally, with its DNS asking a loopback
     server that serves the published records.
 
-The queued copy is read through queued.queued_messages() (today the
-temporary queue_stub.c; see tests/lib/queued.py).
+The queued copy is read through queued.queued_messages(), which asks
+`postern queue list --json` and `postern queue cat` (tests/lib/queued.py).
 """
 import base64
 import re

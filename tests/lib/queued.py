@@ -1,14 +1,12 @@
 """
 queued: what postern has put in its outbound queue, for tests.
 
-ONE function, queued_messages(postern), reads it, so that the tests of
-submission and forwarding do not depend on how the queue stores messages.
-Today it reads the temporary stand-in src/queue/queue_stub.c writes
-(DATA_DIR/queue-stub/QID.json with the envelope, QID.eml with the bytes);
-after the merge with the real queue it is re-targeted to
-`postern queue list --json` and `postern queue cat QID`.
+ONE function, queued_messages(postern), reads it through the commands an
+administrator would use: `postern queue list --json` for the envelopes and
+`postern queue cat QID` for the bytes as they will leave.
 """
 import json
+import subprocess
 
 
 class QueuedMessage:
@@ -25,12 +23,13 @@ class QueuedMessage:
 
 def queued_messages(postern):
     """Every message in postern's outbound queue, oldest first."""
-    d = postern.data_dir / "queue-stub"
-    if not d.is_dir():
-        return []
+    p = postern.cli("queue", "list", "--json")
+    assert p.returncode == 0, "postern queue list: rc=%d\n%s" % (p.returncode, p.stderr)
     out = []
-    for j in sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime_ns):
-        env = json.loads(j.read_text())
-        data = j.with_suffix(".eml").read_bytes()
-        out.append(QueuedMessage(j.stem, env["mail_from"], env["rcpts"], data, env.get("origin")))
+    for m in json.loads(p.stdout):
+        cat = subprocess.run([str(postern.binary), "-c", str(postern.config_path), "queue", "cat", m["qid"]],
+                             capture_output=True, timeout=60)
+        assert cat.returncode == 0, cat.stderr
+        out.append(QueuedMessage(m["qid"], m["from"], [r["address"] for r in m["recipients"]], cat.stdout,
+                                 m.get("origin")))
     return out
