@@ -78,6 +78,18 @@ struct config {
 	char *spf_enabled;
 	char *spf_on_fail, *spf_on_softfail, *spf_on_permerror, *spf_on_temperror;
 	char *spf_check_helo;
+
+	/* [web] */
+	char *web_listen_raw;
+	struct listen_addr *web_listen; /* none: the dashboard is off */
+	size_t nweb_listen;
+	char *web_admins_raw;
+	char **web_admins; /* lower-cased mailbox addresses */
+	size_t nweb_admins;
+	uint64_t web_session_lifetime_ms;
+	char *web_tls;
+	char *web_metrics_token;
+	char *web_metrics_loopback;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

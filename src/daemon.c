@@ -24,11 +24,13 @@
 #include "net/tls.h"
 #include "smtp/server.h"
 #include "store/store.h"
+#include "web/web.h"
 
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
 	struct server *srv;
+	struct web *web;
 	struct runtime *rt;
 };
 
@@ -63,6 +65,12 @@ static int same_listen(const struct config *a, const struct config *b)
 	for (size_t i = 0; i < a->nsmtp_listen; i++)
 		if (strcmp(a->smtp_listen[i].host, b->smtp_listen[i].host) ||
 		    strcmp(a->smtp_listen[i].port, b->smtp_listen[i].port))
+			return 0;
+	if (a->nweb_listen != b->nweb_listen)
+		return 0;
+	for (size_t i = 0; i < a->nweb_listen; i++)
+		if (strcmp(a->web_listen[i].host, b->web_listen[i].host) ||
+		    strcmp(a->web_listen[i].port, b->web_listen[i].port))
 			return 0;
 	return 1;
 }
@@ -101,6 +109,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	apply_log_level(cfg);
 	server_set_runtime(d->srv, rt);
+	web_set_runtime(d->web, rt);
 	runtime_unref(d->rt);
 	d->rt = rt;
 	log_info(NULL, "event=reloaded config=%s", d->config_path);
@@ -181,6 +190,10 @@ int daemon_serve(const char *config_path)
 	d.srv = server_new(d.base, d.rt);
 	if (!d.srv)
 		goto out;
+	d.web = web_new(d.base, d.rt);
+	if (!d.web)
+		goto out;
+	web_pages_register(d.web);
 	if (privs_drop(cfg->user, err, sizeof err) < 0) {
 		log_error(NULL, "event=start_failed error=\"%s\"", err);
 		goto out;
@@ -204,7 +217,7 @@ int daemon_serve(const char *config_path)
 		log_error(NULL, "event=start_failed error=\"%s\"", err);
 		goto out;
 	}
-	if (server_start(d.srv, store, dns) < 0)
+	if (server_start(d.srv, store, dns) < 0 || web_start(d.web, store) < 0)
 		goto out;
 	ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
@@ -225,6 +238,7 @@ out:
 	if (ev_int)
 		event_free(ev_int);
 	server_free(d.srv);
+	web_free(d.web);
 	dns_free(dns);
 	store_close(store);
 	runtime_unref(d.rt);

@@ -248,6 +248,10 @@ class Postern:
             cfg["dmarc"] = {"enabled": "no"}
         if "arc" in known:
             cfg["arc"] = {"verify": "no"}
+        # The dashboard listens on a fixed port by default: off unless a
+        # test asks for it (tests/integration/test_web.py).
+        if "web" in known:
+            cfg["web"] = {"listen": ""}
         if self.cert:
             cfg["tls"] = {"certificate": str(self.cert[0]), "key": str(self.cert[1])}
         return cfg
