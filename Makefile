@@ -19,7 +19,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 VERSION = 0.1.0
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -DPOSTERN_VERSION=\"$(VERSION)\" -Isrc $(PKG_CFLAGS) -MMD -MP
-LIBS = $(PKG_LIBS) -lpthread
+LIBS = $(PKG_LIBS) -lpthread -lm
 
 SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
@@ -68,16 +68,17 @@ demo:
 	sh tools/demo.sh
 
 # libFuzzer targets (clang): build-fuzz/fuzz_NAME for each NAME below.
-FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts mime dmarc_xml tlsrpt unpack policy_conf sasl smtpreply
+FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts mime dmarc_xml tlsrpt unpack policy_conf sasl smtpreply svg json form
 FUZZ_SRC = src/smtp/cmd.c src/smtp/reply.c src/smtp/sasl.c src/policy/conf.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/dns/batch.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c \
 	src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c \
-	src/report/mime.c src/report/dmarc_xml.c src/report/tlsrpt.c src/report/unpack.c
+	src/report/mime.c src/report/dmarc_xml.c src/report/tlsrpt.c src/report/unpack.c \
+	src/web/svg.c src/web/html.c src/web/form.c
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_SRC) -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson
+		-o $@ $< $(FUZZ_SRC) -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson -lm
 
 bench: all
 	bench/run

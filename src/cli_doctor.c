@@ -5,9 +5,13 @@
  * for scripts (--json).
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -17,6 +21,7 @@
 #include "dns/dns.h"
 #include "doctor/doctor.h"
 #include "lib/json.h"
+#include "lib/privs.h"
 #include "lib/util.h"
 #include "store/store.h"
 
@@ -26,7 +31,7 @@ void cli_doctor_usage(FILE *out)
 {
 	fputs("usage: postern [-c FILE] doctor [DOMAIN] [--hostname NAME] [--address IP ...]\n"
 	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...] [--ca-file FILE]\n"
-	      "                        [--resolver ADDR[:PORT]] [--dns-timeout DURATION] [--json]\n"
+	      "                        [--resolver ADDR[:PORT]] [--dns-timeout DURATION] [--json] [--save]\n"
 	      "\n"
 	      "Checks what receivers see of DOMAIN (default: the first of [server] domains)\n"
 	      "and this host, and prints each verdict (pass, warn, FAIL) with the fix:\n"
@@ -58,6 +63,8 @@ void cli_doctor_usage(FILE *out)
 	      "  --resolver ADDR   DNS resolver(s), overriding [dns] resolver\n"
 	      "  --dns-timeout D   time allowed for one DNS query\n"
 	      "  --json            machine-readable output\n"
+	      "  --save            also keep the report (as JSON) in DATA_DIR/doctor/latest.json,\n"
+	      "                    where the dashboard's Doctor page shows it\n"
 	      "\n"
 	      "Exit status: 0 when nothing failed (warnings allowed), 1 when a check\n"
 	      "failed, 2 for a usage error.\n",
@@ -87,35 +94,87 @@ static void print_human(const struct doctor_report *r)
 	}
 }
 
-static void print_json(const struct doctor_report *r)
+static void print_json(FILE *out, const struct doctor_report *r, int64_t generated)
 {
-	printf("{\"domain\": ");
-	json_write_string(stdout, r->domain);
-	printf(", \"hostname\": ");
-	json_write_string(stdout, r->hostname);
-	printf(", \"addresses\": [");
+	fprintf(out, "{\"domain\": ");
+	json_write_string(out, r->domain);
+	fprintf(out, ", \"hostname\": ");
+	json_write_string(out, r->hostname);
+	fprintf(out, ", \"generated\": %lld, \"addresses\": [", (long long)generated);
 	for (size_t i = 0; i < r->naddresses; i++) {
-		printf("%s", i ? ", " : "");
-		json_write_string(stdout, r->addresses[i]);
+		fprintf(out, "%s", i ? ", " : "");
+		json_write_string(out, r->addresses[i]);
 	}
-	printf("],\n \"checks\": [");
+	fprintf(out, "],\n \"checks\": [");
 	for (size_t i = 0; i < r->nchecks; i++) {
 		const struct doctor_check *c = &r->checks[i];
-		printf("%s\n  {\"check\": ", i ? "," : "");
-		json_write_string(stdout, c->name);
-		printf(", \"status\": \"%s\", \"detail\": ", doctor_status_name(c->status));
-		json_write_string(stdout, c->detail);
-		printf(", \"fix\": ");
-		json_write_string(stdout, c->status == DOCTOR_PASS ? NULL : c->fix);
-		printf("}");
+		fprintf(out, "%s\n  {\"check\": ", i ? "," : "");
+		json_write_string(out, c->name);
+		fprintf(out, ", \"status\": \"%s\", \"detail\": ", doctor_status_name(c->status));
+		json_write_string(out, c->detail);
+		fprintf(out, ", \"fix\": ");
+		json_write_string(out, c->status == DOCTOR_PASS ? NULL : c->fix);
+		fprintf(out, "}");
 	}
-	printf("],\n \"publish\": [");
+	fprintf(out, "],\n \"publish\": [");
 	for (size_t i = 0; i < r->npublish; i++) {
-		printf("%s\n  ", i ? "," : "");
-		json_write_string(stdout, r->publish[i]);
+		fprintf(out, "%s\n  ", i ? "," : "");
+		json_write_string(out, r->publish[i]);
 	}
-	printf("],\n \"summary\": {\"pass\": %u, \"warn\": %u, \"fail\": %u}}\n", r->counts[DOCTOR_PASS],
-	       r->counts[DOCTOR_WARN], r->counts[DOCTOR_FAIL]);
+	fprintf(out, "],\n \"summary\": {\"pass\": %u, \"warn\": %u, \"fail\": %u}}\n", r->counts[DOCTOR_PASS],
+		r->counts[DOCTOR_WARN], r->counts[DOCTOR_FAIL]);
+}
+
+/* Writes the report to DATA_DIR/doctor/latest.json for the dashboard:
+ * a temporary file, fsync'd, renamed over the old one, so a reader sees the
+ * old report or the new one, never half of one. Run as root, the directory
+ * and the file are given to [server] user (the daemon reads them). */
+static int save_report(const struct config *cfg, const struct doctor_report *r, int64_t generated)
+{
+	char *dir = xasprintf("%s/doctor", cfg->data_dir);
+	char *tmp = xasprintf("%s/.latest.json.%d", dir, (int)getpid());
+	char *path = xasprintf("%s/latest.json", dir);
+	char err[256] = "";
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int own = geteuid() == 0, fd = -1, rc = -1;
+	FILE *f = NULL;
+
+	if (own && privs_lookup(cfg->user, &uid, &gid, err, sizeof err) < 0)
+		goto out;
+	if (mkdir_p(dir, 0750) < 0 || (own && chown(dir, uid, gid) < 0)) {
+		snprintf(err, sizeof err, "cannot create %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0 || (own && fchown(fd, uid, gid) < 0) || !(f = fdopen(fd, "w"))) {
+		snprintf(err, sizeof err, "cannot write %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	print_json(f, r, generated);
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || ferror(f)) {
+		snprintf(err, sizeof err, "cannot write %s: %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		goto out;
+	}
+	fclose(f);
+	if (rename(tmp, path) < 0) {
+		snprintf(err, sizeof err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	fsync_dir(dir);
+	rc = 0;
+out:
+	if (rc < 0)
+		fprintf(stderr, "postern doctor: --save: %s\n", err);
+	free(dir);
+	free(tmp);
+	free(path);
+	return rc;
 }
 
 /* The first item of a comma-separated list, into buf. */
@@ -136,7 +195,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	const char *addresses[DOCTOR_MAX_ARGS];
 	struct doctor_list lists[DOCTOR_MAX_ARGS];
 	size_t naddr = 0, nlists = 0;
-	int json = 0, rc;
+	int json = 0, save = 0, rc;
 	struct config *cfg = NULL;
 	struct dns_options dopt = { 0 };
 	struct doctor_options o = { 0 };
@@ -158,6 +217,8 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 		}
 		if (!strcmp(a, "--json")) {
 			json = 1;
+		} else if (!strcmp(a, "--save")) {
+			save = 1;
 		} else if (!strcmp(a, "--hostname")) {
 			hostname = v, i++;
 		} else if (!strcmp(a, "--address")) {
@@ -201,6 +262,10 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	}
 	if ((rc = cli_dns_setup(config_path, config_explicit, &da, &cfg, &dopt)))
 		return rc;
+	if (save && !cfg) {
+		fprintf(stderr, "postern doctor: --save needs the configuration (its [server] data_dir); give -c FILE\n");
+		return 2;
+	}
 	if (!domain && cfg && cfg->ndomains)
 		domain = cfg->domains[0];
 	if (!hostname && cfg)
@@ -256,10 +321,14 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	o.nlists = nlists;
 	doctor_run(dns, &o, &r);
 	if (json)
-		print_json(&r);
+		print_json(stdout, &r, (int64_t)time(NULL));
 	else
 		print_human(&r);
 	rc = r.counts[DOCTOR_FAIL] ? 1 : 0;
+	if (save && save_report(cfg, &r, (int64_t)time(NULL)) < 0)
+		rc = 1;
+	else if (save && !json)
+		printf("\nSaved for the dashboard in %s/doctor/latest.json\n", cfg->data_dir);
 	doctor_report_clear(&r);
 	store_close(st);
 	dns_free(dns);

@@ -270,6 +270,18 @@ static const struct key keys[] = {
 	  "Recipient domains sent through the relay (a domain covers its subdomains); * sends everything through it." },
 	{ "relay", "mx_patterns", T_LIST, S(relay_mx_patterns_raw), 0, "", NULL, 0, 0,
 	  "MX host patterns sent through the relay, e.g. *.outlook.com: every domain whose MX is under outlook.com." },
+	{ "web", "listen", T_STRING, S(web_listen_raw), 0, "127.0.0.1:8025", NULL, 0, 0,
+	  "Addresses of the web dashboard and /metrics, as ADDRESS:PORT separated by commas. Empty: no dashboard." },
+	{ "web", "admins", T_LIST, S(web_admins_raw), 0, "", NULL, 0, 0,
+	  "Mailboxes (user@domain) that may log in to the dashboard with their mail password. Empty: nobody." },
+	{ "web", "session_lifetime", T_DURATION, NUMERIC_RAW, S(web_session_lifetime_ms), "12h", NULL, 60000, 2592000000ULL,
+	  "How long a dashboard login lasts before the password is asked again." },
+	{ "web", "tls", T_ENUM, S(web_tls), 0, "no", "yes|no", 0, 0,
+	  "Serve the dashboard over HTTPS with the [tls] certificate (needed off loopback; cookies are then Secure)." },
+	{ "web", "metrics_token", T_STRING, S(web_metrics_token), 0, "", NULL, 0, 0,
+	  "A secret (16 characters or more) that lets a Prometheus server read /metrics with 'Authorization: Bearer TOKEN'." },
+	{ "web", "metrics_loopback", T_ENUM, S(web_metrics_loopback), 0, "yes", "yes|no", 0, 0,
+	  "Let clients on loopback (127.0.0.0/8, ::1) read /metrics without a token or login." },
 };
 
 /* Raw text of numeric keys, indexed like keys[]. */
@@ -816,6 +828,41 @@ static void cross_check(struct loader *ld)
 	if (*c->relay_ca_file && access(c->relay_ca_file, R_OK) < 0)
 		problem(ld, ld->line[key_index("relay", "ca_file")], "cannot read %s: %s; check the path and its permissions",
 			c->relay_ca_file, strerror(errno));
+	i = key_index("web", "listen");
+	{
+		char **items;
+		size_t n = split_list(c->web_listen_raw, &items);
+		c->web_listen = xcalloc(n ? n : 1, sizeof *c->web_listen);
+		for (size_t j = 0; j < n; j++) {
+			if (config_parse_listen(items[j], &c->web_listen[c->nweb_listen]) == 0)
+				c->nweb_listen++;
+			else
+				problem(ld, ld->line[i],
+					"listen: '%s' is not ADDRESS:PORT; write e.g. 127.0.0.1:8025 or [::1]:8025, or nothing to turn the dashboard off",
+					items[j]);
+			free(items[j]);
+		}
+		free(items);
+	}
+	c->nweb_admins = split_list(c->web_admins_raw, &c->web_admins);
+	for (size_t a = 0; a < c->nweb_admins; a++) {
+		const char *at = strrchr(str_lower(c->web_admins[a]), '@');
+		if (!at || at == c->web_admins[a] || !valid_domain(at + 1))
+			problem(ld, ld->line[key_index("web", "admins")],
+				"admins: '%s' is not a mailbox address; list addresses like alice@example.org", c->web_admins[a]);
+	}
+	if (!strcasecmp(c->web_tls, "yes") && !*c->tls_certificate)
+		problem(ld, ld->line[key_index("web", "tls")],
+			"tls = yes needs a certificate; set [tls] certificate and key, or tls = no");
+	if (*c->web_metrics_token) {
+		size_t tl = strlen(c->web_metrics_token);
+		int bad = 0;
+		for (const char *p = c->web_metrics_token; *p; p++)
+			bad |= (unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f;
+		if (tl < 16 || bad)
+			problem(ld, ld->line[key_index("web", "metrics_token")],
+				"metrics_token must be 16 or more printable characters without spaces; make one with 'openssl rand -hex 24'");
+	}
 	if (strcmp(c->dns_resolver, "system")) {
 		char **items;
 		size_t n = split_list(c->dns_resolver, &items);
@@ -957,6 +1004,14 @@ void config_free(struct config *c)
 	}
 	free(c->submissions_listen);
 	keyring_free(c->dkim_keys);
+	for (size_t i = 0; i < c->nweb_listen; i++) {
+		free(c->web_listen[i].host);
+		free(c->web_listen[i].port);
+	}
+	free(c->web_listen);
+	for (size_t i = 0; i < c->nweb_admins; i++)
+		free(c->web_admins[i]);
+	free(c->web_admins);
 	free(c->path);
 	free(c);
 }

@@ -166,6 +166,18 @@ struct config {
 	size_t nrelay_domains;
 	char **relay_mx_patterns; /* lower-cased */
 	size_t nrelay_mx_patterns;
+
+	/* [web] */
+	char *web_listen_raw;
+	struct listen_addr *web_listen; /* none: the dashboard is off */
+	size_t nweb_listen;
+	char *web_admins_raw;
+	char **web_admins; /* lower-cased mailbox addresses */
+	size_t nweb_admins;
+	uint64_t web_session_lifetime_ms;
+	char *web_tls;
+	char *web_metrics_token;
+	char *web_metrics_loopback;
 };
 
 /* Loads and checks path. On success returns a config the caller frees with

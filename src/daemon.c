@@ -26,11 +26,13 @@
 #include "queue/queue.h"
 #include "smtp/server.h"
 #include "store/store.h"
+#include "web/web.h"
 
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
 	struct server *srv;
+	struct web *web;
 	struct runtime *rt;
 	struct queue *queue; /* NULL: nothing can be sent out */
 };
@@ -73,7 +75,8 @@ static int same_listen(const struct config *a, const struct config *b)
 {
 	return same_list(a->smtp_listen, a->nsmtp_listen, b->smtp_listen, b->nsmtp_listen) &&
 	       same_list(a->submission_listen, a->nsubmission_listen, b->submission_listen, b->nsubmission_listen) &&
-	       same_list(a->submissions_listen, a->nsubmissions_listen, b->submissions_listen, b->nsubmissions_listen);
+	       same_list(a->submissions_listen, a->nsubmissions_listen, b->submissions_listen, b->nsubmissions_listen) &&
+	       same_list(a->web_listen, a->nweb_listen, b->web_listen, b->nweb_listen);
 }
 
 /* The DKIM and ARC keys of a loaded config; problems go to the log. */
@@ -137,6 +140,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	server_set_runtime(d->srv, rt);
 	if (d->queue)
 		queue_set_config(d->queue, cfg);
+	web_set_runtime(d->web, rt);
 	runtime_unref(d->rt);
 	d->rt = rt;
 	log_info(NULL, "event=reloaded config=%s", d->config_path);
@@ -223,6 +227,10 @@ int daemon_serve(const char *config_path)
 	d.srv = server_new(d.base, d.rt);
 	if (!d.srv)
 		goto out;
+	d.web = web_new(d.base, d.rt);
+	if (!d.web)
+		goto out;
+	web_pages_register(d.web);
 	if (privs_drop(cfg->user, err, sizeof err) < 0) {
 		log_error(NULL, "event=start_failed error=\"%s\"", err);
 		goto out;
@@ -246,7 +254,7 @@ int daemon_serve(const char *config_path)
 		log_error(NULL, "event=start_failed error=\"%s\"", err);
 		goto out;
 	}
-	if (server_start(d.srv, store, dns) < 0)
+	if (server_start(d.srv, store, dns) < 0 || web_start(d.web, store) < 0)
 		goto out;
 	/* The outbound queue: submission to other domains and alias forwards. */
 	d.queue = queue_new(d.base, cfg, store, dns);
@@ -275,6 +283,7 @@ out:
 		queue_shutdown(d.queue);
 	server_free(d.srv);
 	queue_free(d.queue);
+	web_free(d.web);
 	dns_free(dns);
 	store_close(store);
 	runtime_unref(d.rt);

@@ -5,7 +5,7 @@
 set -eu
 
 BUILD="gcc clang libclang-rt-14-dev make pkg-config libevent-dev libssl-dev libsqlite3-dev libcrypt-dev libunbound-dev dns-root-data libpsl-dev publicsuffix openssl libexpat1-dev zlib1g-dev libzip-dev libjansson-dev libcurl4-openssl-dev"
-TEST="python3 python3-pytest python3-dnspython python3-yaml python3-spf spfquery python3-dkim opendkim-tools nsd ldnsutils swaks dovecot-imapd postfix postgrey sqlite3 procps"
+TEST="python3 python3-pytest python3-dnspython python3-yaml python3-spf spfquery python3-dkim opendkim-tools nsd ldnsutils swaks dovecot-imapd postfix postgrey sqlite3 procps chromium python3-websocket"
 missing=""
 for p in $BUILD $TEST; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -58,6 +58,7 @@
 #include "lib/header.h"
 #include "lib/log.h"
 #include "lib/password.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "lib/worker.h"
 #include "net/tls.h"
@@ -199,6 +200,7 @@ struct session {
 	/* A self-test address among the recipients (port 25): its token and
 	 * domain. */
 	char *selftest_token, *selftest_domain;
+	uint64_t eod_ms; /* when the end of data arrived (for the latency metric) */
 };
 
 struct listener {
@@ -252,6 +254,41 @@ void runtime_unref(struct runtime *rt)
 	if (rt->tls)
 		SSL_CTX_free(rt->tls);
 	free(rt);
+}
+
+/* ---- metrics (lib/metrics.h; listed in docs/dashboard.md) ------------- */
+
+static struct {
+	struct metric *connections, *sessions, *messages, *rcpts, *bytes, *spf, *dkim, *dmarc, *eod;
+} M;
+
+static void metrics_init(void)
+{
+	static const double eod_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+	M.connections = metric_counter("postern_smtp_connections_total", "SMTP connections, accepted or refused (limits).",
+				       "result", "accepted|refused");
+	M.sessions = metric_gauge("postern_smtp_sessions", "SMTP sessions open now.", NULL, NULL);
+	M.messages = metric_counter("postern_smtp_messages_total", "Messages received, by what became of them.", "outcome",
+				    "delivered|quarantined|rejected_spf|rejected_dmarc|rejected_too_big|"
+				    "rejected_header_too_big|rejected_nul|rejected_bare_line_ending|rejected_line_too_long|"
+				    "deferred_spf|deferred_spool|deferred_delivery");
+	M.rcpts = metric_counter("postern_smtp_recipients_total", "RCPT TO commands, by result.", "result",
+				 "accepted|unknown_user|relay_denied");
+	M.bytes = metric_counter("postern_smtp_data_bytes_total", "Bytes of message data received, as stored (LF line endings, no dot-stuffing).", NULL, NULL);
+	M.spf = metric_counter("postern_spf_results_total", "SPF results for MAIL FROM.", "result",
+			       "none|neutral|pass|fail|softfail|temperror|permerror");
+	M.dkim = metric_counter("postern_dkim_results_total", "DKIM results, per signature (none: unsigned message).",
+				"result", "none|pass|fail|neutral|policy|temperror|permerror");
+	M.dmarc = metric_counter("postern_dmarc_results_total", "DMARC results.", "result",
+				 "none|pass|fail|temperror|permerror");
+	M.eod = metric_histogram("postern_smtp_end_of_data_seconds",
+				 "From the end of a message's data to our final reply (checks, delivery, fsync).", NULL, NULL,
+				 eod_bounds, ARRAY_LEN(eod_bounds));
+}
+
+static void eod_observe(const struct session *s)
+{
+	metric_observe(M.eod, NULL, (double)(now_ms() - s->eod_ms) / 1000.0);
 }
 
 /* ---- session table (parked sessions are found again by id) ----------- */
@@ -380,6 +417,7 @@ static void session_free(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	metric_gauge_add(M.sessions, NULL, -1);
 	if (s->timer)
 		event_free(s->timer);
 	if (s->auth_timer)
@@ -506,6 +544,7 @@ static void spf_mail_done(void *arg, struct spf_eval *e)
 	free(s->spf_mail_hdr);
 	s->spf_mail_hdr = spf_received_header(e);
 	s->spf_mail_result = e->result;
+	metric_inc(M.spf, spf_result_name(e->result));
 	free(s->spf_mail_domain);
 	s->spf_mail_domain = xstrdup(e->domain);
 	free(s->spf_explanation);
@@ -1151,6 +1190,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 			return;
 		}
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=554 reason=relay_denied", v);
+		metric_inc(M.rcpts, "relay_denied");
 		reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		count_error(s);
 		return;
@@ -1164,6 +1204,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	if (rc != STORE_OK) {
 		log_info(s->sid, "event=reject cmd=RCPT to=<%s> code=550 reason=unknown_user", v);
+		metric_inc(M.rcpts, "unknown_user");
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
 		if (!unknown_limit(s))
 			count_error(s);
@@ -1242,6 +1283,7 @@ static void rcpt_finish(struct session *s, const char *addr, struct store_target
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
 	s->rcpts[s->nrcpts++] = xstrdup(addr);
 	log_info(s->sid, "event=rcpt to=<%s>", v);
+	metric_inc(M.rcpts, "accepted");
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -1645,7 +1687,9 @@ static void delivery_done(void *arg)
 	else
 		log_error(s ? s->sid : NULL, "event=delivery_failed id=%s from=<%s> error=\"%s\"", d->qid, v,
 			  strerror(d->err));
+	metric_inc(M.messages, d->ok ? (d->folder ? "quarantined" : "delivered") : "deferred_delivery");
 	if (s && s->state == S_WAIT) {
+		eod_observe(s);
 		if (d->ok) {
 			reply(s, "250 2.0.0 Ok: queued as %s", d->qid);
 			s->nmsgs++;
@@ -1823,6 +1867,8 @@ static void end_of_data(struct session *s)
 {
 	const struct data_decoder *dec = &s->dec;
 
+	s->eod_ms = now_ms();
+	metric_add(M.bytes, NULL, dec->out_len);
 	if (dec->errors || s->spool->failed || s->spool->head_too_big) {
 		const char *why;
 		if (dec->errors & DATA_ERR_SIZE)
@@ -1840,6 +1886,12 @@ static void end_of_data(struct session *s)
 			reply(s, "451 4.3.0 Error: local delivery failed, try again later"), why = "spool";
 		log_info(s->sid, "event=reject cmd=%s reason=%s size=%llu", s->bdat_used ? "BDAT" : "DATA", why,
 			 (unsigned long long)dec->out_len);
+		{
+			char outcome[48];
+			snprintf(outcome, sizeof outcome, "%s_%s", strcmp(why, "spool") ? "rejected" : "deferred", why);
+			metric_inc(M.messages, outcome);
+			eod_observe(s);
+		}
 		transaction_reset(s);
 		s->state = S_CMD;
 		count_error(s);
@@ -1950,7 +2002,10 @@ static void log_dkim(struct session *s)
 		log_info(s->sid, "event=dkim d=%s s=%s a=%s result=%s reason=%s", *o->domain ? o->domain : "-",
 			 *o->selector ? o->selector : "-", *o->algorithm ? o->algorithm : "-", dkim_result_name(o->result),
 			 log_value(v, sizeof v, o->reason, strlen(o->reason)));
+		metric_inc(M.dkim, dkim_result_name(o->result));
 	}
+	if (s->dkimv && dkim_verifier_count(s->dkimv) == 0)
+		metric_inc(M.dkim, "none");
 }
 
 static void dmarc_done(void *arg, struct dmarc_eval *e)
@@ -1960,6 +2015,7 @@ static void dmarc_done(void *arg, struct dmarc_eval *e)
 	s->dmarc_job = NULL;
 	s->dmarc_done = 1;
 	s->dmarc_result = e->result;
+	metric_inc(M.dmarc, dmarc_result_name(e->result));
 	s->dmarc_disposition = e->disposition;
 	if (e->decisive) {
 		s->dmarc_from = xstrdup(e->decisive->domain);
@@ -2098,6 +2154,7 @@ static int dmarc_refuses(struct session *s, const char **folder)
 		else
 			reply(s, "550 5.7.1 Message rejected: no usable From header field (RFC 5322 section 3.6)");
 		log_info(s->sid, "event=reject cmd=DATA reason=dmarc_%s", dmarc_result_name(s->dmarc_result));
+		metric_inc(M.messages, "rejected_dmarc");
 		return 1;
 	}
 	if (s->dmarc_disposition == DMARC_POLICY_QUARANTINE)
@@ -2141,6 +2198,7 @@ static int spf_refuses(struct session *s)
 		return 0;
 	}
 	log_info(s->sid, "event=reject cmd=DATA reason=spf_%s", spf_result_name(s->spf_mail_result));
+	metric_inc(M.messages, s->spf_mail_result == SPF_TEMPERROR ? "deferred_spf" : "rejected_spf");
 	return 1;
 }
 
@@ -2409,6 +2467,7 @@ static void finish_data(struct session *s, int resumed)
 	 * sender's policies would have us do with it. */
 	if (!(s->selftest_token && !s->nmailboxes && !s->noutside) &&
 	    (spf_refuses(s) || dmarc_refuses(s, &folder) || policy_refuses(s, &folder))) {
+		eod_observe(s);
 		transaction_reset(s);
 		s->state = S_CMD;
 		if (resumed)
@@ -2717,11 +2776,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (srv->nsessions >= c->max_connections || same >= c->max_connections_per_client) {
 		log_info(NULL, "event=refused client=%s reason=%s", ip,
 			 srv->nsessions >= c->max_connections ? "max_connections" : "max_connections_per_client");
+		metric_inc(M.connections, "refused");
 		refuse(fd, c->hostname, 0);
 		return;
 	}
 	if (srv->policy && !policy_connect_allowed(srv->policy, c, ip)) {
 		log_info(NULL, "event=refused client=%s reason=connections_per_minute", ip);
+		metric_inc(M.connections, "refused");
 		refuse(fd, c->hostname, 1);
 		return;
 	}
@@ -2773,6 +2834,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	metric_inc(M.connections, "accepted");
+	metric_gauge_add(M.sessions, NULL, 1);
 	table_add(srv, s);
 
 	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
@@ -2878,6 +2941,7 @@ struct server *server_new(struct event_base *base, struct runtime *rt)
 	srv->base = base;
 	srv->rt = rt;
 	runtime_ref(rt);
+	metrics_init();
 	random_hex(srv->sid_prefix, 4);
 	srv->spool_dir = xasprintf("%s/spool", c->data_dir);
 	srv->auth_throttle = throttle_new(AUTH_THROTTLE_KEYS);

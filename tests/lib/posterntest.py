@@ -263,6 +263,10 @@ class Postern:
             cfg["ratelimit"] = {k: "0" for k in ("connections_per_minute", "messages_per_hour",
                                                  "recipients_per_hour", "unknown_recipients_per_hour",
                                                  "auth_messages_per_hour", "auth_recipients_per_hour")}
+        # The dashboard listens on a fixed port by default: off unless a
+        # test asks for it (tests/integration/test_web.py).
+        if "web" in known:
+            cfg["web"] = {"listen": ""}
         if self.cert:
             cfg["tls"] = {"certificate": str(self.cert[0]), "key": str(self.cert[1])}
         return cfg

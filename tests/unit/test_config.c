@@ -294,3 +294,47 @@ TEST(config_parse_listen)
 		CHECK_INT(rc, -1);
 	}
 }
+
+TEST(config_web_section)
+{
+	struct loaded l;
+
+	load(&l, "[server]\ndomains = example.test\n");
+	CHECK(l.cfg != NULL);
+	if (l.cfg) {
+		/* The dashboard is on, on loopback, and nobody may log in. */
+		CHECK_INT(l.cfg->nweb_listen, 1);
+		if (l.cfg->nweb_listen == 1) {
+			CHECK_STR(l.cfg->web_listen[0].host, "127.0.0.1");
+			CHECK_STR(l.cfg->web_listen[0].port, "8025");
+		}
+		CHECK_INT(l.cfg->nweb_admins, 0);
+		CHECK_INT(l.cfg->web_session_lifetime_ms, 12 * 3600 * 1000);
+		CHECK_STR(l.cfg->web_tls, "no");
+		CHECK_STR(l.cfg->web_metrics_loopback, "yes");
+		CHECK_STR(l.cfg->web_metrics_token, "");
+	}
+	unload(&l);
+
+	load(&l, "[server]\ndomains = example.test\n[web]\nlisten =\nadmins = Alice@Example.Test bob@example.test\n"
+		 "session_lifetime = 30m\nmetrics_token = 0123456789abcdef\n");
+	CHECK(l.cfg != NULL);
+	if (l.cfg) {
+		CHECK_INT(l.cfg->nweb_listen, 0);
+		CHECK_INT(l.cfg->nweb_admins, 2);
+		if (l.cfg->nweb_admins == 2)
+			CHECK_STR(l.cfg->web_admins[0], "alice@example.test");
+		CHECK_INT(l.cfg->web_session_lifetime_ms, 30 * 60 * 1000);
+	}
+	unload(&l);
+
+	load(&l, "[server]\ndomains = example.test\n[web]\nlisten = 127.0.0.1:8025, nowhere\nadmins = @example.test\n"
+		 "session_lifetime = 1s\ntls = yes\nmetrics_token = has space in it ok\n");
+	CHECK(l.cfg == NULL);
+	CHECK(has_error(&l, 4, "listen: 'nowhere' is not ADDRESS:PORT"));
+	CHECK(has_error(&l, 5, "admins: '@example.test' is not a mailbox address"));
+	CHECK(has_error(&l, 6, "session_lifetime = 1s is out of range; use a value from 1m to 30d"));
+	CHECK(has_error(&l, 7, "tls = yes needs a certificate"));
+	CHECK(has_error(&l, 8, "metrics_token must be 16 or more printable characters"));
+	unload(&l);
+}
