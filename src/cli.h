@@ -55,6 +55,9 @@ void cli_alias_usage(FILE *out);
  * as cli_spf; runs with no arguments at all. */
 int cli_doctor(const char *config_path, int config_explicit, int argc, char **argv);
 void cli_doctor_usage(FILE *out);
+/* `postern selftest new|list|show` (cli_selftest.c), a state command. */
+int cli_selftest(const struct config *cfg, int argc, char **argv);
+void cli_selftest_usage(FILE *out);
 /* `postern reports import|dmarc|tls` (cli_reports.c); a state command like
  * cli_user. */
 int cli_reports(const struct config *cfg, int argc, char **argv);

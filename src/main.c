@@ -37,6 +37,7 @@ static void usage(FILE *out)
 	      "  doctor [DOMAIN]          check DNS, reverse DNS, SPF, DKIM, DMARC, lists;\n"
 	      "                           print the fixes and the records to publish\n"
 	      "  reports import|dmarc|tls DMARC aggregate and TLS reports: load, summarise\n"
+	      "  selftest new|list|show   an address that grades mail sent to it, out of 10\n"
 	      "  policy explain           run every inbound check for a client; the score\n"
 	      "  greylist list|allow|forget  see and change the graylisting state\n"
 	      "  queue list|show|cat|retry|hold|release|delete|ledger\n"
@@ -234,6 +235,13 @@ int main(int argc, char **argv)
 			rc = n == 1 ? 2 : 0;
 		} else {
 			rc = run_state_command(config, cli_reports, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "selftest")) {
+		if (n == 1 || wants_help(n - 1, args + 1)) {
+			cli_selftest_usage(n == 1 ? stderr : stdout);
+			rc = n == 1 ? 2 : 0;
+		} else {
+			rc = run_state_command(config, cli_selftest, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "queue")) {
 		if (n == 1 || wants_help(n - 1, args + 1)) {

@@ -2488,6 +2488,8 @@ static void finish_data(struct session *s, int resumed)
 		d->head = submission_head(s, qid, &d->head_len);
 	}
 	outbound_prepare(s, d);
+	if (s->selftest_token)
+		selftest_prepare(s, d); /* reads the spool's header block */
 	d->spool = s->spool;
 	s->spool = NULL;
 	d->size = d->head_len + (size_t)d->spool->file_len + d->spool->len;
@@ -2505,8 +2507,6 @@ static void finish_data(struct session *s, int resumed)
 		}
 		d->paths[d->npaths++] = p;
 	}
-	if (s->selftest_token)
-		selftest_prepare(s, d);
 	if (s->pol)
 		policy_sess_accepted(s->pol);
 	transaction_reset(s);
