@@ -73,12 +73,24 @@ FUZZ_SRC = src/smtp/cmd.c src/smtp/reply.c src/smtp/sasl.c src/policy/conf.c src
 	src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c \
 	src/report/mime.c src/report/dmarc_xml.c src/report/tlsrpt.c src/report/unpack.c \
 	src/web/svg.c src/web/html.c src/web/form.c
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -DPOSTERN_VERSION=\"$(VERSION)\"
+FUZZ_LIBS = -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson -lm
+# The sources are compiled once (instrumented, without libFuzzer's main),
+# then each target links its own entry point against them.
+FUZZ_OBJ = $(FUZZ_SRC:%.c=build-fuzz/obj/%.o)
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC(fuzz) $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p build-fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_SRC) -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson -lm
+	@echo "  LD(fuzz) $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
+
+-include $(FUZZ_OBJ:.o=.d)
 
 bench: all
 	bench/run
