@@ -39,7 +39,7 @@
 
 void cli_dkim_usage(FILE *out)
 {
-	fputs("usage: postern [-c FILE] dkim keygen --domain D --selector S [--algorithm rsa|ed25519]\n"
+	fputs("usage: postern [-c FILE] dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]\n"
 	      "                        [--bits N] [--out FILE]\n"
 	      "       postern dkim sign --domain D --selector S --key FILE\n"
 	      "                        [--domain D2 --selector S2 --key FILE2 ...] [MESSAGE]\n"
@@ -54,6 +54,9 @@ void cli_dkim_usage(FILE *out)
 	      "         TXT record to publish, as a zone-file line. The key goes to --out, or\n"
 	      "         by default to DATA_DIR/dkim/D/S.key (from the configuration), mode\n"
 	      "         0600, owned by the server's user. An existing file is never replaced.\n"
+	      "         Without --selector and --algorithm it makes the pair postern signs\n"
+	      "         with by default: RSA-2048 (selector rsa-YYYYMM) and Ed25519\n"
+	      "         (ed-YYYYMM), both records to publish (dual signing, RFC 8463).\n"
 	      "sign     signs MESSAGE (standard input if none) with each key: relaxed/relaxed,\n"
 	      "         the usual header fields, From oversigned. Give --domain, --selector and\n"
 	      "         --key once per key (one --domain serves every key). Prints the signed\n"
@@ -88,6 +91,9 @@ static void print_record(const char *domain, const char *selector, const char *r
 	printf(" )\n");
 }
 
+static int keygen_one(const char *config_path, int config_explicit, const char *domain, const char *selector,
+		      const char *alg, uint64_t bits, const char *out);
+
 static int cli_keygen(const char *config_path, int config_explicit, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -98,11 +104,7 @@ static int cli_keygen(const char *config_path, int config_explicit, int argc, ch
 	};
 	const char *domain = NULL, *selector = NULL, *alg = "rsa", *out = NULL;
 	uint64_t bits = 2048;
-	char err[512], *pem = NULL, *record = NULL, *path = NULL, *dom = NULL;
-	struct config *cfg = NULL;
-	uid_t uid = 0;
-	gid_t gid = 0;
-	int chown_to_user = 0, fd, ch, rc = 1;
+	int ch, alg_given = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -115,6 +117,7 @@ static int cli_keygen(const char *config_path, int config_explicit, int argc, ch
 			break;
 		case 'a':
 			alg = optarg;
+			alg_given = 1;
 			break;
 		case 'b':
 			if (parse_uint(optarg, 8192, &bits) < 0) {
@@ -133,11 +136,45 @@ static int cli_keygen(const char *config_path, int config_explicit, int argc, ch
 			return 2;
 		}
 	}
-	if (!domain || !selector || optind != argc) {
-		fprintf(stderr, "postern: dkim keygen needs --domain and --selector\n\n");
+	if (!domain || optind != argc || (out && !selector)) {
+		fprintf(stderr, "postern: dkim keygen needs --domain (and --selector with --out)\n\n");
 		cli_dkim_usage(stderr);
 		return 2;
 	}
+	if (!selector) {
+		/* A new domain: the dual pair, or one key of the algorithm asked,
+		 * under dated selectors (rotation later gets new names). */
+		char month[16], sel[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		int r = 0;
+		gmtime_r(&now, &tm);
+		strftime(month, sizeof month, "%Y%m", &tm);
+		if (alg_given) {
+			snprintf(sel, sizeof sel, "%s-%s", strcmp(alg, "ed25519") ? "rsa" : "ed", month);
+			return keygen_one(config_path, config_explicit, domain, sel, alg, bits, NULL);
+		}
+		snprintf(sel, sizeof sel, "rsa-%s", month);
+		r = keygen_one(config_path, config_explicit, domain, sel, "rsa", bits, NULL);
+		if (r)
+			return r;
+		snprintf(sel, sizeof sel, "ed-%s", month);
+		return keygen_one(config_path, config_explicit, domain, sel, "ed25519", bits, NULL);
+	}
+	return keygen_one(config_path, config_explicit, domain, selector, alg, bits, out);
+}
+
+/* One key: checks the names, writes the key (0600, the server's user),
+ * prints the record. */
+static int keygen_one(const char *config_path, int config_explicit, const char *domain, const char *selector,
+		      const char *alg, uint64_t bits, const char *out)
+{
+	char err[512], *pem = NULL, *record = NULL, *path = NULL, *dom = NULL;
+	struct config *cfg = NULL;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int chown_to_user = 0, fd, rc = 1;
+
 	if (!dkim_valid_name(domain, strlen(domain)) || !strchr(domain, '.')) {
 		fprintf(stderr, "postern: --domain %s is not a domain name\n", domain);
 		return 2;

@@ -479,3 +479,28 @@ def test_bench_subcommand(build, keys, tmp_path):
         assert p.returncode == 0, p.stderr
         r = json.loads(p.stdout)
         assert r["mode"] == mode and r["iterations"] == r["passes"] > 0 and r["per_second"] > 0, r
+
+
+def test_keygen_makes_the_dual_pair_by_default(postern_factory):
+    """`postern dkim keygen --domain D` for a new domain makes what postern
+    signs with by default: RSA-2048 and Ed25519 under dated selectors, both
+    records printed, both keys 0600 under DATA_DIR/dkim/D/."""
+    import stat
+    import time as _time
+    pt = postern_factory(start=False)
+    p = pt.cli("dkim", "keygen", "--domain", "dual.example")
+    assert p.returncode == 0, p.stderr
+    month = _time.strftime("%Y%m", _time.gmtime())
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 2, p.stdout
+    assert lines[0].startswith("rsa-%s._domainkey.dual.example. IN TXT" % month) and "k=rsa" in lines[0]
+    assert lines[1].startswith("ed-%s._domainkey.dual.example. IN TXT" % month) and "k=ed25519" in lines[1]
+    d = pt.data_dir / "dkim" / "dual.example"
+    for sel in ("rsa-" + month, "ed-" + month):
+        f = d / (sel + ".key")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    # Run again: nothing is replaced, and it says so.
+    p = pt.cli("dkim", "keygen", "--domain", "dual.example")
+    assert p.returncode == 1 and "never replaced" in p.stderr
+    # --out without --selector is a usage error.
+    assert pt.cli("dkim", "keygen", "--domain", "dual.example", "--out", "/tmp/x.key").returncode == 2
