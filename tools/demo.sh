@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make demo`: writes a demo configuration under ./demo (domain example.test,
-# mailbox demo@example.test, loopback port 2525, a self-signed certificate)
-# and runs the server in the foreground.
+# mailbox demo@example.test with password "demo", SMTP on loopback port
+# 2525, submission on 5870, the dashboard on 8025, a self-signed certificate,
+# DKIM keys) and runs the server in the foreground.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo="$top/demo"
@@ -28,13 +29,25 @@ domains = example.test
 [smtp]
 listen = 127.0.0.1:$port, [::1]:$port
 
+[submission]
+listen = 127.0.0.1:${POSTERN_DEMO_SUBMISSION_PORT:-5870}
+
 [tls]
 certificate = $demo/cert.pem
 key = $demo/key.pem
+
+[dns]
+timeout = 2s
+
+[web]
+listen = 127.0.0.1:${POSTERN_DEMO_WEB_PORT:-8025}
+admins = demo@example.test
 CONF
 bin="$top/build/postern"
 "$bin" -c "$demo/postern.conf" user list | grep -qx demo@example.test ||
-	"$bin" -c "$demo/postern.conf" user add demo@example.test --no-password
+	printf 'demo\n' | "$bin" -c "$demo/postern.conf" user add demo@example.test --password-stdin
+ls "$demo/data/dkim/example.test/"*.key >/dev/null 2>&1 ||
+	"$bin" -c "$demo/postern.conf" dkim keygen --domain example.test >/dev/null
 cat <<MSG
 
 postern demo: domain example.test, mailbox demo@example.test, SMTP on 127.0.0.1:$port and [::1]:$port.
@@ -43,6 +56,11 @@ In another terminal, send it a message (STARTTLS with the self-signed certificat
   swaks --server 127.0.0.1:$port --tls --to demo@example.test --from you@example.org
 It lands as a file in:
   $demo/data/mail/example.test/demo/new/
+Send as demo (submission, AUTH over STARTTLS, DKIM-signed; password "demo"):
+  swaks --server 127.0.0.1:${POSTERN_DEMO_SUBMISSION_PORT:-5870} --tls -au demo@example.test -ap demo \\
+        --from demo@example.test --to demo@example.test
+Dashboard: http://127.0.0.1:${POSTERN_DEMO_WEB_PORT:-8025}/ (demo@example.test / demo)
+Grade a message: send one to the address \`$bin -c $demo/postern.conf selftest new\` prints.
 Configuration: $demo/postern.conf   Stop: Ctrl-C.
 
 MSG
