@@ -121,7 +121,13 @@ enum grey_verdict grey_check(struct store *st, const char *client, const char *s
 		log_warn(NULL, "event=greylist_store_error op=get action=pass");
 		return GREY_PASS;
 	}
+	int64_t seen = rec.last_seen;
+	int was_passed = rc == STORE_OK && rec.passed;
 	v = grey_judge(&rec, rc == STORE_OK, now, p, retry_in);
+	/* A triplet that passed and was seen within the minute: nothing worth
+	 * a write (its last_seen only matters at the scale of the expiry). */
+	if (v == GREY_PASS && was_passed && rec.passed && now - seen >= 0 && now - seen < GREY_TOUCH_MS)
+		return v;
 	rec.client = client;
 	rec.sender = sender;
 	rec.rcpt = rcpt;
