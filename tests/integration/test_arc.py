@@ -36,12 +36,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 import dkim  # noqa: E402  (dkimpy)
-import dns.resolver  # noqa: E402
+
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from dnsserver import DnsServer  # noqa: E402
 from posterntest import ROOT, build_env, sanitizer_report  # noqa: E402
+from dkimtest import dnsfunc_for
 
 SUITE = ROOT.parent / "shared" / "testdata" / "arc"
 
@@ -112,22 +113,6 @@ def verify(build, server, message, *extra):
                     *extra, input=message)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
-
-
-def dnsfunc_for(server):
-    """A dkimpy dnsfunc asking only the loopback server."""
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers = ["127.0.0.1"]
-    r.port = server.port
-    r.lifetime = 5
-
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = r.resolve(name.decode() if isinstance(name, bytes) else name, "TXT")
-        except Exception:
-            return None
-        return b"".join(b"".join(rr.strings) for rr in ans)
-    return dnsfunc
 
 
 def dkimpy_verify(message, server):

@@ -57,11 +57,11 @@ if __name__ == "__main__":
     sys.exit(_netns_main(sys.argv[1:]))
 
 import dkim  # noqa: E402  (dkimpy)
-import dns.resolver  # noqa: E402
 import pytest  # noqa: E402
 
 from dnsserver import DnsServer  # noqa: E402
 from posterntest import ROOT, Postern, build_env, sanitizer_report  # noqa: E402
+from dkimtest import record_strings, dnsfunc_for
 
 RFC8463 = ROOT.parent / "shared" / "testdata" / "dkim" / "rfc8463"
 
@@ -102,16 +102,6 @@ def crlf(data):
     return lf(data).replace(b"\n", b"\r\n")
 
 
-def record_strings(keygen_stdout):
-    """The character-strings of a `postern dkim keygen` zone-file line."""
-    line = keygen_stdout.decode().strip()
-    m = re.fullmatch(r'(\S+)\. IN TXT \( ((?:"[^"]*" ?)+)\)', line)
-    assert m, line
-    strings = re.findall(r'"([^"]*)"', m.group(2))
-    assert all(len(s) <= 255 for s in strings), strings
-    return m.group(1), strings
-
-
 @pytest.fixture
 def keys(build, tmp_path):
     """An RSA-2048 and an Ed25519 key for example.org (selectors rsa, ed),
@@ -145,22 +135,6 @@ def verify(build, dnsserver, message, *extra):
                     *extra, input=message)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)["signatures"]
-
-
-def dnsfunc_for(server):
-    """A dkimpy dnsfunc asking only the loopback server."""
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers = ["127.0.0.1"]
-    r.port = server.port
-    r.lifetime = 5
-
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = r.resolve(name.decode() if isinstance(name, bytes) else name, "TXT")
-        except Exception:
-            return None
-        return b"".join(b"".join(rr.strings) for rr in ans)
-    return dnsfunc
 
 
 def dkimpy_ok(message, idx, dnsfunc):
@@ -289,7 +263,7 @@ def test_keygen_default_path_owner_and_record(build, workdir):
     assert re.fullmatch(r'ed\._domainkey\.example\.org\. IN TXT \( "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=" \)\n',
                         p.stdout), p.stdout
     # Usage errors.
-    for args in (["--domain", "example.org"], ["--domain", "../etc", "--selector", "x"],
+    for args in (["--selector", "x"], ["--domain", "../etc", "--selector", "x"],
                  ["--domain", "example.org", "--selector", "a/b"],
                  ["--domain", "example.org", "--selector", "x", "--algorithm", "dsa"]):
         assert pt.cli("dkim", "keygen", *args).returncode == 2, args

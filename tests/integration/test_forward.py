@@ -14,32 +14,11 @@ The queued copy is read through queued.queued_messages().
 import re
 
 import dkim  # dkimpy
-import dns.resolver
 import pytest
 
 from dnsserver import DnsServer
+from dkimtest import record_strings, dnsfunc_for
 from queued import queued_messages
-
-def record_strings(keygen_stdout):
-    m = re.fullmatch(r'(\S+)\. IN TXT \( ((?:"[^"]*" ?)+)\)', keygen_stdout.strip())
-    assert m, keygen_stdout
-    return m.group(1), re.findall(r'"([^"]*)"', m.group(2))
-
-
-def dnsfunc_for(server):
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers = ["127.0.0.1"]
-    r.port = server.port
-    r.lifetime = 5
-
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = r.resolve(name.decode() if isinstance(name, bytes) else name, "TXT")
-        except Exception:
-            return None
-        return b"".join(b"".join(rr.strings) for rr in ans)
-    return dnsfunc
-
 
 MESSAGE = (b"From: Sender <sender@origin.example>\r\n"
            b"To: <fwd@example.test>\r\n"

@@ -15,14 +15,9 @@ import dkim
 import pytest
 
 from dnsserver import DnsServer
+from dkimtest import record_strings
 
 KEYS = {}
-
-
-def record_strings(keygen_stdout):
-    m = re.fullmatch(r'(\S+)\. IN TXT \( ((?:"[^"]*" ?)+)\)', keygen_stdout.strip())
-    assert m, keygen_stdout
-    return m.group(1), re.findall(r'"([^"]*)"', m.group(2))
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ import subprocess
 import time
 
 import dkim  # dkimpy
-import dns.resolver
 import pytest
 
 from dnsserver import DnsServer
+from dkimtest import record_strings, dnsfunc_for
 from mailfile import to_lf
 from posterntest import free_port
 from queued import queued_messages
@@ -36,28 +36,6 @@ from smtpconn import SMTPConn, client_tls_context
 
 PASSWORD = "correct horse battery staple"
 ALICE = "alice@example.test"
-
-
-def record_strings(keygen_stdout):
-    line = keygen_stdout.strip()
-    m = re.fullmatch(r'(\S+)\. IN TXT \( ((?:"[^"]*" ?)+)\)', line)
-    assert m, line
-    return m.group(1), re.findall(r'"([^"]*)"', m.group(2))
-
-
-def dnsfunc_for(server):
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers = ["127.0.0.1"]
-    r.port = server.port
-    r.lifetime = 5
-
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = r.resolve(name.decode() if isinstance(name, bytes) else name, "TXT")
-        except Exception:
-            return None
-        return b"".join(b"".join(rr.strings) for rr in ans)
-    return dnsfunc
 
 
 class Submission:
