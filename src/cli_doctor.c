@@ -319,6 +319,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 		o.tls_rua = first_item(cfg->reports_tls_address, tls_rua, sizeof tls_rua);
 	o.lists = lists;
 	o.nlists = nlists;
+	o.relay_host = cfg ? cfg->relay_host : NULL;
 	doctor_run(dns, &o, &r);
 	if (json)
 		print_json(stdout, &r, (int64_t)time(NULL));

@@ -427,6 +427,36 @@ static char *spf_suggestion(const struct doctor_report *r)
 	return s;
 }
 
+/* Mail that leaves through the relay comes from the relay's addresses:
+ * the domain's SPF record must allow them too. */
+static void check_spf_relay(struct dns *dns, const struct doctor_options *o, struct doctor_report *r,
+			    const char *domain)
+{
+	char *addrs[DOCTOR_MAX_ADDRESSES], sender[300];
+	int failed;
+	size_t n = host_addresses(dns, o->relay_host, addrs, DOCTOR_MAX_ADDRESSES, &failed);
+	snprintf(sender, sizeof sender, "postmaster@%s", domain);
+	if (n == 0)
+		add(r, "spf relay", DOCTOR_WARN, fmt("check [relay] host = %s", o->relay_host),
+		    "the relay %s has no address%s, so its SPF authorisation cannot be checked", o->relay_host,
+		    failed ? " (a lookup failed)" : "");
+	for (size_t i = 0; i < n; i++) {
+		struct spf_wait w;
+		spf_eval_blocking(dns, addrs[i], sender, o->hostname, 0, &w);
+		if (w.result == SPF_PASS)
+			add(r, "spf relay", DOCTOR_PASS, NULL, "%s authorises the relay %s (%s)", domain, o->relay_host,
+			    addrs[i]);
+		else
+			add(r, "spf relay", w.result == SPF_TEMPERROR ? DOCTOR_WARN : DOCTOR_FAIL,
+			    fmt("add the relay to the SPF record of %s: the include: its provider documents, or a:%s", domain,
+				o->relay_host),
+			    "SPF of %s does not authorise the relay %s (%s): result %s; mail sent through the relay fails SPF",
+			    domain, o->relay_host, addrs[i], spf_result_name(w.result));
+		free(w.problem);
+		free(addrs[i]);
+	}
+}
+
 static void check_spf_identity(struct dns *dns, const struct doctor_options *o, struct doctor_report *r,
 			       const char *domain, int identity_helo)
 {
@@ -485,6 +515,8 @@ static void check_spf_identity(struct dns *dns, const struct doctor_options *o, 
 			    spf_result_name(w.result));
 		free(w.problem);
 	}
+	if (!identity_helo && o->relay_host && *o->relay_host)
+		check_spf_relay(dns, o, r, domain);
 out:
 	free_texts(texts, n, 4);
 	free(suggest);

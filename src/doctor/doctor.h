@@ -65,6 +65,7 @@ struct doctor_options {
 	const struct doctor_list *lists;
 	size_t nlists;
 	const char *ca_file; /* CAs for the MTA-STS policy fetch; NULL: the system's */
+	const char *relay_host; /* [relay] host, whose addresses SPF must allow too; NULL: none */
 };
 
 /* Runs every check. The report is the caller's (doctor_report_clear). */

@@ -314,3 +314,25 @@ def test_configured_lists_and_report_addresses(build, postern_factory, sts):
     assert by["dnswl wl.test"]["status"] == "warn" and "could not be checked" in by["dnswl wl.test"]["detail"]
     assert any("rua=mailto:dmarc-rua@example.test" in line for line in out["publish"]), out["publish"]
     assert any("rua=mailto:tls-rua@example.test" in line for line in out["publish"]), out["publish"]
+
+
+@pytest.mark.parametrize("spf,status", [
+    ("v=spf1 ip4:%s a:relay.provider.test -all" % ADDR4, "pass"),
+    ("v=spf1 ip4:%s -all" % ADDR4, "fail"),
+])
+def test_spf_must_allow_the_relay(build, postern_factory, sts, spf, status):
+    """With a [relay] host, mail that leaves through it comes from its
+    addresses: the domain's SPF record must authorise them too."""
+    STS_ADDR["addr"] = sts.addr
+    STS_ADDR["ca"] = str(sts.ca.cert_path)
+    pt = postern_factory(start=False, config={"relay": {"host": "relay.provider.test", "port": "587"}})
+    z = good_zones({})
+    z[DOMAIN] = [("MX", (10, HOST)), ("TXT", spf)]
+    z["relay.provider.test"] = [("A", "198.51.100.25")]
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4)
+    got = verdicts(out, "spf relay")
+    assert [c["status"] for c in got] == [status], json.dumps(got, indent=1)
+    assert "198.51.100.25" in got[0]["detail"]
+    if status == "fail":
+        assert "a:relay.provider.test" in got[0]["fix"]
