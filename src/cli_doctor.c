@@ -297,7 +297,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 	}
 	o.domain = dom;
 	o.hostname = hostname;
-	o.data_dir = cfg ? cfg->data_dir : "/var/lib/postern";
+	o.key_dir = cfg ? cfg->dkim_key_dir : "/var/lib/postern/dkim";
 	o.addresses = addresses;
 	o.naddresses = naddr;
 	o.our_domains = cfg ? (const char *const *)cfg->domains : (const char *const *)&o.domain;

@@ -600,7 +600,7 @@ static void check_dkim(struct dns *dns, const struct doctor_options *o, struct d
 	DIR *d;
 	struct dirent *e;
 	size_t keys = 0;
-	snprintf(dir, sizeof dir, "%s/dkim/%s", o->data_dir, o->domain);
+	snprintf(dir, sizeof dir, "%s/%s", o->key_dir, o->domain);
 	d = opendir(dir);
 	while (d && (e = readdir(d))) {
 		size_t len = strlen(e->d_name);
@@ -617,9 +617,9 @@ static void check_dkim(struct dns *dns, const struct doctor_options *o, struct d
 		closedir(d);
 	if (!keys)
 		add(r, "dkim", DOCTOR_FAIL,
-		    fmt("create keys: postern dkim keygen --domain %s --selector %s --algorithm rsa; and the same with "
-			"--selector %s --algorithm ed25519 (dual signing)",
-			o->domain, "rsa1", "ed1"),
+		    fmt("create the RSA and Ed25519 pair: postern dkim keygen --domain %s; publish both records, "
+			"then reload (kill -HUP)",
+			o->domain),
 		    "no DKIM key for %s under %s: mail we send is not signed", o->domain, dir);
 }
 

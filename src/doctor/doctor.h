@@ -54,7 +54,7 @@ struct doctor_list {
 struct doctor_options {
 	const char *domain;   /* normalised, lower case */
 	const char *hostname; /* our HELO name */
-	const char *data_dir; /* DKIM keys under DATA_DIR/dkim/DOMAIN/SELECTOR.key */
+	const char *key_dir;  /* DKIM keys as KEY_DIR/DOMAIN/SELECTOR.key ([dkim] key_dir) */
 	const char *const *addresses; /* public addresses; NULL/0: the host's A/AAAA */
 	size_t naddresses;
 	const char *const *our_domains; /* the domains we receive for */
