@@ -462,10 +462,16 @@ static int is_subdomain_or_equal(const char *name, const char *domain)
 /* Parses the h= list into s->names. Returns 0 or -1. */
 static int parse_names(struct sig *s, const struct dkim_tag *t)
 {
-	size_t i = 0, n = 0, o = 0;
+	size_t i = 0, n = 0, o = 0, max = 1;
+	/* As many names as colons plus one (bounded): the arrays are sized
+	 * exactly, not for the bound (8 KiB to clear per signature). */
+	for (size_t k = 0; k < t->value_len; k++)
+		max += t->value[k] == ':';
+	if (max > DKIM_MAX_SIGNED_FIELDS)
+		max = DKIM_MAX_SIGNED_FIELDS;
 	s->names_buf = xmalloc(t->value_len + 1);
-	s->names = xcalloc(DKIM_MAX_SIGNED_FIELDS, sizeof *s->names);
-	s->namelens = xcalloc(DKIM_MAX_SIGNED_FIELDS, sizeof *s->namelens);
+	s->names = xmalloc(max * sizeof *s->names);
+	s->namelens = xmalloc(max * sizeof *s->namelens);
 	while (i <= t->value_len) {
 		size_t start, end;
 		while (i < t->value_len && is_fws((unsigned char)t->value[i]))
@@ -476,7 +482,7 @@ static int parse_names(struct sig *s, const struct dkim_tag *t)
 		end = i;
 		while (end > start && is_fws((unsigned char)t->value[end - 1]))
 			end--;
-		if (end == start || n == DKIM_MAX_SIGNED_FIELDS)
+		if (end == start || n == max)
 			return -1;
 		for (size_t k = start; k < end; k++)
 			if ((unsigned char)t->value[k] < 0x21 || (unsigned char)t->value[k] > 0x7e || t->value[k] == ':')
