@@ -309,21 +309,29 @@ static int show_ledger(void *arg, const struct store_delivery *d)
 	iso_time(d->time / 1000, when, sizeof when);
 	if (l->json) {
 		const char *keys[] = { "qid", "rcpt", "domain", "provider", "route", "route_reason", "mx", "ip",
-				       "outcome", "status", "reply", "tls_version", "tls_cipher" };
+				       "outcome", "status", "reply", "tls_version", "tls_cipher", "tls_policy",
+				       "tls_failure" };
 		const char *vals[] = { d->qid, d->rcpt, d->domain, d->provider, d->route, d->route_reason, d->mx, d->ip,
-				       d->outcome, d->status, d->reply, d->tls_version, d->tls_cipher };
+				       d->outcome, d->status, d->reply, d->tls_version, d->tls_cipher, d->tls_policy,
+				       d->tls_failure };
 		printf("%s{\"time\":%lld,\"at\":\"%s\",\"code\":%d", l->n ? "," : "", (long long)d->time, when, d->code);
 		for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 			printf(",\"%s\":", keys[i]);
 			json_write_string(stdout, vals[i]);
 		}
 		json_bool(stdout, "tls_verified", d->tls_verified);
+		json_bool(stdout, "tls_policy_ok", d->tls_policy_ok);
 		fputc('}', stdout);
 	} else {
-		printf("%s %s %s <%s> %s/%s (%s) mx=%s tls=%s%s %s\n", when, d->qid, d->outcome, d->rcpt, d->route,
+		char pol[120] = "";
+		if (d->tls_policy && strcmp(d->tls_policy, "none"))
+			snprintf(pol, sizeof pol, " policy=%s,%s", d->tls_policy, d->tls_policy_ok ? "met" : "failed");
+		if (d->tls_failure)
+			snprintf(pol + strlen(pol), sizeof pol - strlen(pol), " tls_failure=%s", d->tls_failure);
+		printf("%s %s %s <%s> %s/%s (%s) mx=%s tls=%s%s%s %s\n", when, d->qid, d->outcome, d->rcpt, d->route,
 		       d->provider ? d->provider : "?", d->route_reason ? d->route_reason : "", d->mx ? d->mx : "-",
 		       d->tls_version ? d->tls_version : "no", d->tls_version ? (d->tls_verified ? ",verified" : ",unverified") : "",
-		       d->reply ? d->reply : "");
+		       pol, d->reply ? d->reply : "");
 	}
 	l->n++;
 	return 0;

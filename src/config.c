@@ -255,6 +255,12 @@ static const struct key keys[] = {
 	  "How long to wait for a reply to a command (RFC 5321 section 4.5.3.2 says 5 minutes)." },
 	{ "delivery", "data_timeout", T_DURATION, NUMERIC_RAW, S(delivery_data_timeout_ms), "10m", NULL, 100, 3600000,
 	  "How long to wait for the reply after the message is sent (RFC 5321 section 4.5.3.2.6 says 10 minutes)." },
+	{ "delivery", "mta_sts", T_ENUM, S(delivery_mta_sts), 0, "yes", "yes|no", 0, 0,
+	  "Look up and apply the MTA-STS policy of recipient domains (RFC 8461): enforce mode requires TLS with a valid certificate for a listed MX host." },
+	{ "delivery", "dane", T_ENUM, S(delivery_dane), 0, "yes", "yes|no", 0, 0,
+	  "Use DNSSEC-validated TLSA records of MX hosts (RFC 7672): TLS required, certificate matched against them. Needs [dns] trust_anchor." },
+	{ "delivery", "ca_file", T_PATH, S(delivery_ca_file), 0, "", NULL, 0, 0,
+	  "Extra CA certificates (PEM) trusted, with the system's, for MTA-STS policy fetches and MX certificates. Mostly for tests." },
 
 	{ "relay", "host", T_STRING, S(relay_host), 0, "", NULL, 0, 0,
 	  "A smarthost to send through (a name or an address). Empty: no relay; everything goes direct." },
@@ -825,6 +831,9 @@ static void cross_check(struct loader *ld)
 			problem(ld, ld->line[ki], "%s may be read by other users (mode %03o); chmod 600 it and chown it to the postern user",
 				c->relay_credentials_file, (unsigned)(sb.st_mode & 0777));
 	}
+	if (*c->delivery_ca_file && access(c->delivery_ca_file, R_OK) < 0)
+		problem(ld, ld->line[key_index("delivery", "ca_file")],
+			"cannot read %s: %s; check the path and its permissions", c->delivery_ca_file, strerror(errno));
 	if (*c->relay_ca_file && access(c->relay_ca_file, R_OK) < 0)
 		problem(ld, ld->line[key_index("relay", "ca_file")], "cannot read %s: %s; check the path and its permissions",
 			c->relay_ca_file, strerror(errno));

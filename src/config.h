@@ -154,6 +154,9 @@ struct config {
 	uint64_t delivery_connect_timeout_ms;
 	uint64_t delivery_command_timeout_ms;
 	uint64_t delivery_data_timeout_ms;
+	char *delivery_mta_sts; /* yes|no */
+	char *delivery_dane;    /* yes|no */
+	char *delivery_ca_file; /* extra CAs for MTA-STS; "" none */
 
 	/* [relay] */
 	char *relay_host;

@@ -11,6 +11,21 @@
  * Ownership: the remote owns its jobs, destinations and idle connections;
  * a job owns its connection while it uses it. DNS queries are cancelled
  * when a job is freed, so no callback ever finds a dead job.
+ *
+ * TLS policies (direct route only; tlspolicy.h): after the MX lookup the
+ * domain's MTA-STS policy (RFC 8461) is found: _mta-sts TXT on our
+ * resolver, then the cache (store) when the id matches and it is fresh,
+ * else a fetch on a worker thread (mtasts_fetch blocks) whose done() finds
+ * the job again by its sequence number, never by a pointer that may have
+ * died. A fetch that fails falls back to a cached policy that has not
+ * expired (section 5.1). Enforce mode drops the MX hosts the policy does
+ * not list and requires STARTTLS and a certificate valid for the MX name;
+ * testing mode only records. Per MX host, when the MX answer, the host's
+ * addresses and its _25._tcp TLSA records are all DNSSEC-validated, DANE
+ * (RFC 7672) decides instead: STARTTLS required and the certificate must
+ * match a usable TLSA record (OpenSSL's DANE). A policy failure is a
+ * temporary failure (4.7.5) and the host is skipped; the policy, whether it
+ * was met and the RFC 8460 result type go into the ledger.
  */
 #include "deliver/remote.h"
 
@@ -26,16 +41,36 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "config.h"
+#include "deliver/mtasts.h"
 #include "deliver/route.h"
+#include "deliver/tlspolicy.h"
 #include "dns/dns.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/worker.h"
 #include "smtp/client.h"
 #include "store/store.h"
 
 struct dest;
+
+#define REMOTE_STS_FETCH_MS 20000 /* the whole HTTPS policy fetch */
+
+/* The TLS policy outcome of a connection, for the ledger. */
+struct tls_outcome {
+	enum tlsp_policy policy;
+	enum tlsp_result failure; /* TLSP_OK: none */
+};
+
+enum tlsa_state {
+	TLSA_NONE,     /* not asked, absent, or not DNSSEC-validated */
+	TLSA_USABLE,   /* validated, with usable DANE-TA/DANE-EE records */
+	TLSA_UNUSABLE, /* validated, none usable: TLS required, unauthenticated */
+	TLSA_FAILED,   /* the lookup failed (SERVFAIL, bogus, timeout) */
+};
 
 struct rjob {
 	struct remote *r;
@@ -63,7 +98,7 @@ struct rjob {
 
 	struct sockaddr_storage addrs[REMOTE_MAX_ADDRS];
 	size_t naddrs, addr_i, attempts;
-	uint64_t dns_ids[2];
+	uint64_t dns_ids[3]; /* MX or AAAA, A, TLSA */
 	int dns_pending;
 	int has_slot;   /* counts in dest->active */
 	int plain_retry; /* opportunistic TLS failed: this address again without TLS */
@@ -74,6 +109,22 @@ struct rjob {
 	struct smtpc_info info; /* of the connection that did the transaction */
 	struct smtpc_result last;
 	char last_host[256];
+
+	/* TLS policies */
+	uint64_t seq;             /* finds the job again after a worker fetch */
+	uint64_t sts_dns_id;
+	int mx_secure;            /* the MX answer (or its absence) was validated */
+	int sts_have;             /* sts holds the domain's policy */
+	struct mtasts_policy sts;
+	enum tlsp_result sts_error; /* discovery failure to record, TLSP_OK */
+	char sts_id[MTASTS_ID_MAX + 1]; /* the TXT record's id, while fetching */
+	int addr_secure;          /* the current host's address answers were validated */
+	enum tlsa_state tlsa;
+	unsigned char *tlsa_rdata[TLSA_MAX_RECORDS];
+	size_t tlsa_len[TLSA_MAX_RECORDS], ntlsa;
+	enum tlsp_policy host_policy; /* for the current host */
+	int tls_hs_failed;        /* testing/none: the handshake failed, plain retry */
+	struct tls_outcome tls;   /* of the connection used, or of the last policy failure */
 };
 
 struct idle {
@@ -81,6 +132,7 @@ struct idle {
 	struct event *timer;
 	char host[256];
 	struct dest *d;
+	struct tls_outcome tls;
 	struct idle *next;
 };
 
@@ -98,6 +150,9 @@ struct remote {
 	struct dns *dns;
 	struct store *store;
 	SSL_CTX *ctx_direct, *ctx_relay;
+	struct worker_pool *pool; /* MTA-STS fetches; started on first use */
+	uint64_t next_seq;
+	int closing;
 	struct rjob *jobs;
 	size_t njobs;
 	struct dest *dests;
@@ -106,6 +161,7 @@ struct remote {
 static void next_host(struct rjob *j);
 static void try_addr(struct rjob *j);
 static void send_txn(struct rjob *j);
+static void acquire(struct rjob *j);
 
 static uint32_t rnd32(void)
 {
@@ -131,9 +187,14 @@ static struct dest *dest_get(struct remote *r, const char *key)
 static void job_free(struct rjob *j)
 {
 	struct remote *r = j->r;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (j->dns_ids[i])
 			dns_cancel(r->dns, j->dns_ids[i]);
+	if (j->sts_dns_id)
+		dns_cancel(r->dns, j->sts_dns_id);
+	mtasts_policy_clear(&j->sts);
+	for (size_t i = 0; i < j->ntlsa; i++)
+		free(j->tlsa_rdata[i]);
 	smtpc_free(j->conn);
 	if (j->prev)
 		j->prev->next = j->next;
@@ -188,12 +249,18 @@ static void finish(struct rjob *j)
 			.tls_version = j->info.tls && res->mx[0] ? j->info.tls_version : NULL,
 			.tls_cipher = j->info.tls && res->mx[0] ? j->info.tls_cipher : NULL,
 			.tls_verified = j->info.tls && res->mx[0] ? j->info.tls_verified : 0,
+			.tls_policy = tlsp_policy_name(j->tls.policy),
+			.tls_policy_ok = j->tls.failure == TLSP_OK,
+			.tls_failure = tlsp_result_name(j->tls.failure),
 		};
 		if (r->store)
 			store_ledger_add(r->store, &d);
-		log_info(j->log_id, "event=%s to=<%s> route=%s reason=%s provider=%s mx=%s ip=%s tls=%s status=%s reply=%s",
+		log_info(j->log_id,
+			 "event=%s to=<%s> route=%s reason=%s provider=%s mx=%s ip=%s tls=%s tls_policy=%s tls_failure=%s "
+			 "status=%s reply=%s",
 			 d.outcome, j->rcpts[i], route, j->reason, d.provider, res->mx[0] ? res->mx : "none",
-			 d.ip ? d.ip : "none", d.tls_version ? d.tls_version : "no", res->status[0] ? res->status : "none",
+			 d.ip ? d.ip : "none", d.tls_version ? d.tls_version : "no", d.tls_policy,
+			 d.tls_failure ? d.tls_failure : "none", res->status[0] ? res->status : "none",
 			 log_value(v, sizeof v, res->text, strlen(res->text)));
 	}
 	j->cb(j->arg, j->res);
@@ -274,6 +341,7 @@ static void release(struct rjob *j, int reusable)
 			n->wnext = NULL;
 			n->has_slot = 1;
 			n->conn = c;
+			n->tls = j->tls;
 			str_copy(n->conn_host, j->conn_host, sizeof n->conn_host);
 			str_copy(n->conn_ip, j->conn_ip, sizeof n->conn_ip);
 			send_txn(n);
@@ -283,6 +351,7 @@ static void release(struct rjob *j, int reusable)
 			struct timeval tv = { REMOTE_IDLE_MS / 1000, (REMOTE_IDLE_MS % 1000) * 1000 };
 			it->c = c;
 			it->d = d;
+			it->tls = j->tls;
 			str_copy(it->host, j->conn_host, sizeof it->host);
 			it->timer = evtimer_new(r->base, idle_expired, it);
 			evtimer_add(it->timer, &tv);
@@ -312,6 +381,7 @@ static void acquire(struct rjob *j)
 		struct idle *it = d->idle;
 		struct smtpc *c = it->c;
 		char host[256];
+		struct tls_outcome tls = it->tls;
 		str_copy(host, it->host, sizeof host);
 		idle_remove(it);
 		if (!smtpc_usable(c)) {
@@ -321,6 +391,7 @@ static void acquire(struct rjob *j)
 		}
 		j->has_slot = 1;
 		j->conn = c;
+		j->tls = tls;
 		str_copy(j->conn_host, host, sizeof j->conn_host);
 		{
 			const char *peer = smtpc_info(c)->peer;
@@ -412,20 +483,136 @@ static void send_txn(struct rjob *j)
 	smtpc_send(j->conn, &t, on_txn, j);
 }
 
+/* ---- TLS policies on a connection ---- */
+
+static int policy_requires_tls(const struct rjob *j)
+{
+	return j->host_policy == TLSP_STS_ENFORCE || j->host_policy == TLSP_DANE;
+}
+
+static const char *policy_label(enum tlsp_policy p)
+{
+	return p == TLSP_DANE ? "DANE" : "MTA-STS policy";
+}
+
+/* Makes the connection's failure j->last: 4.7.5 "MTA-STS policy: ..." or
+ * "DANE: ...", and records it as the job's TLS outcome. */
+static void policy_failed(struct rjob *j, enum tlsp_result f, const char *what)
+{
+	j->tls.policy = j->host_policy;
+	j->tls.failure = f;
+	j->last.code = 0;
+	str_copy(j->last.status, "4.7.5", sizeof j->last.status);
+	snprintf(j->last.text, sizeof j->last.text, "%s: %s (%s)", policy_label(j->host_policy), what,
+		 tlsp_result_name(f));
+	str_copy(j->last_host, j->conn_host, sizeof j->last_host);
+	log_info(j->log_id, "event=tls_policy_failed host=%s policy=%s result=%s detail=\"%s\"", j->conn_host,
+		 tlsp_policy_name(j->host_policy), tlsp_result_name(f), what);
+}
+
+/* A connection is ready: does it meet the host's policy? 0: use it
+ * (the outcome is in j->tls); -1: it must not carry mail (j->last says why). */
+static int policy_check(struct rjob *j, const struct smtpc_info *in)
+{
+	char what[400];
+	enum tlsp_result f = TLSP_OK;
+
+	j->tls.policy = j->host_policy;
+	j->tls.failure = TLSP_OK;
+	switch (j->host_policy) {
+	case TLSP_NONE:
+		j->tls.failure = j->sts_error; /* a discovery failure, delivered as without a policy */
+		return 0;
+	case TLSP_STS_TESTING:
+		if (!mtasts_mx_match(&j->sts, j->conn_host))
+			f = TLSP_VALIDATION_FAILURE;
+		else if (!in->tls)
+			f = j->tls_hs_failed ? TLSP_VALIDATION_FAILURE : TLSP_STARTTLS_NOT_SUPPORTED;
+		else
+			f = tlsp_classify(in->tls_verify_error, 0);
+		j->tls.failure = f;
+		if (f != TLSP_OK)
+			log_info(j->log_id, "event=tls_policy_failed host=%s policy=sts-testing result=%s action=deliver",
+				 j->conn_host, tlsp_result_name(f));
+		return 0;
+	case TLSP_STS_ENFORCE:
+		f = in->tls ? tlsp_classify(in->tls_verify_error, 0) : TLSP_STARTTLS_NOT_SUPPORTED;
+		if (f == TLSP_OK)
+			return 0;
+		snprintf(what, sizeof what, "the certificate of %s is not valid for it: %s", j->conn_host,
+			 in->tls ? X509_verify_cert_error_string(in->tls_verify_error) : "no TLS");
+		policy_failed(j, f, what);
+		return -1;
+	case TLSP_DANE:
+		if (j->tlsa == TLSA_UNUSABLE) {
+			/* RFC 7672 section 2.2: no usable record, TLS still required, unauthenticated */
+			j->tls.failure = in->tls ? TLSP_TLSA_INVALID : TLSP_STARTTLS_NOT_SUPPORTED;
+			return in->tls ? 0 : -1;
+		}
+		if (in->tls && in->tls_dane)
+			return 0;
+		f = !in->tls ? TLSP_STARTTLS_NOT_SUPPORTED
+		    : in->tls_verify_error == X509_V_OK ? TLSP_VALIDATION_FAILURE
+							: tlsp_classify(in->tls_verify_error, 1);
+		snprintf(what, sizeof what, "the certificate of %s matches none of its TLSA records: %s", j->conn_host,
+			 in->tls_verify_error != X509_V_OK ? X509_verify_cert_error_string(in->tls_verify_error)
+							  : "no DANE match");
+		policy_failed(j, f, what);
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpc's tls_setup for a DANE host: the TLSA records into OpenSSL. */
+static int dane_setup(void *arg, SSL *ssl)
+{
+	struct rjob *j = arg;
+	int added = 0;
+	if (j->tlsa != TLSA_USABLE)
+		return 0;
+	if (SSL_dane_enable(ssl, j->conn_host) <= 0)
+		return -1;
+	/* RFC 7672 section 3.1.1: DANE-EE(3) matches are not name-checked */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (size_t i = 0; i < j->ntlsa; i++) {
+		struct tlsa_rec t;
+		char why[120];
+		if (tlsa_parse(j->tlsa_rdata[i], j->tlsa_len[i], &t, why, sizeof why) < 0 || !tlsa_usable(&t))
+			continue;
+		if (SSL_dane_tlsa_add(ssl, t.usage, t.selector, t.mtype, t.data, t.len) > 0)
+			added++;
+	}
+	return added > 0 ? 0 : -1;
+}
+
 /* ---- connecting ---- */
 
 static void on_open(void *arg, struct smtpc *c, int ok, const struct smtpc_result *res)
 {
 	struct rjob *j = arg;
+	const struct smtpc_info *in = smtpc_info(c);
 	if (ok) {
-		send_txn(j);
+		if (policy_check(j, in) == 0) {
+			send_txn(j);
+			return;
+		}
+		j->info = *in; /* the ledger shows the TLS that did not satisfy the policy */
+		smtpc_quit(c);
+		j->conn = NULL;
+		j->plain_retry = 0;
+		j->addr_i++;
+		try_addr(j);
 		return;
 	}
 	j->last = *res;
 	str_copy(j->last_host, j->conn_host, sizeof j->last_host);
-	log_info(j->log_id, "event=connect_failed host=%s peer=%s error=\"%s\"", j->conn_host, smtpc_info(c)->peer,
-		 res->text);
-	if (smtpc_info(c)->tls_failed && !j->plain_retry && j->kind == ROUTE_DIRECT) {
+	log_info(j->log_id, "event=connect_failed host=%s peer=%s error=\"%s\"", j->conn_host, in->peer, res->text);
+	if (policy_requires_tls(j) && (in->starttls_missing || in->tls_failed)) {
+		char what[600];
+		snprintf(what, sizeof what, "%s", res->text);
+		policy_failed(j, in->starttls_missing ? TLSP_STARTTLS_NOT_SUPPORTED : TLSP_VALIDATION_FAILURE, what);
+	} else if (smtpc_info(c)->tls_failed && !j->plain_retry && j->kind == ROUTE_DIRECT) {
+		j->tls_hs_failed = 1;
 		/* opportunistic TLS failed: the same address once more in plain text */
 		j->plain_retry = 1;
 		smtpc_free(c);
@@ -471,6 +658,8 @@ static void try_addr(struct rjob *j)
 		next_host(j);
 		return;
 	}
+	if (!j->plain_retry)
+		j->tls_hs_failed = 0;
 	sa = &j->addrs[j->addr_i];
 	j->attempts += !j->plain_retry;
 	if (sa->ss_family == AF_INET6)
@@ -501,6 +690,12 @@ static void try_addr(struct rjob *j)
 	} else {
 		o.tls = j->plain_retry || !strcasecmp(cfg->delivery_tls, "none") ? SMTPC_TLS_NONE
 										 : SMTPC_TLS_OPPORTUNISTIC;
+		if (policy_requires_tls(j))
+			o.tls = SMTPC_TLS_STARTTLS;
+		if (j->host_policy == TLSP_DANE) {
+			o.tls_setup = dane_setup;
+			o.tls_setup_arg = j;
+		}
 		o.ssl_ctx = r->ctx_direct;
 	}
 	str_copy(j->conn_host, j->mx[j->host_i].host, sizeof j->conn_host);
@@ -548,7 +743,49 @@ static void addrs_done(struct rjob *j)
 		return;
 	}
 	j->addr_i = 0;
+	j->host_policy = !j->sts_have ? TLSP_NONE : j->sts.mode == MTASTS_ENFORCE ? TLSP_STS_ENFORCE
+		       : j->sts.mode == MTASTS_TESTING				  ? TLSP_STS_TESTING
+										  : TLSP_NONE;
+	if (j->tlsa != TLSA_NONE && j->mx_secure && j->addr_secure) {
+		/* RFC 7672 section 2.2: validated addresses and TLSA: DANE decides
+		 * (and takes precedence over MTA-STS, RFC 8461 section 2) */
+		j->host_policy = TLSP_DANE;
+		if (j->tlsa == TLSA_FAILED) {
+			policy_failed(j, TLSP_DNSSEC_INVALID, "cannot look up the TLSA records of the MX host");
+			j->host_i++;
+			next_host(j);
+			return;
+		}
+		log_info(j->log_id, "event=dane host=%s records=%zu usable=%s", j->mx[j->host_i].host, j->ntlsa,
+			 j->tlsa == TLSA_USABLE ? "yes" : "no");
+	}
 	try_addr(j);
+}
+
+static void on_tlsa(void *arg, const struct dns_result *res)
+{
+	struct rjob *j = arg;
+	j->dns_ids[2] = 0;
+	j->dns_pending--;
+	if (res->status == DNS_ANSWER && res->secure) {
+		int usable = 0;
+		for (size_t i = 0; i < res->answer->nrrs && j->ntlsa < TLSA_MAX_RECORDS; i++) {
+			const struct dns_rr *rr = &res->answer->rrs[i];
+			struct tlsa_rec t;
+			char why[120];
+			if (rr->type != DNS_T_TLSA || tlsa_parse(rr->data, rr->len, &t, why, sizeof why) < 0)
+				continue;
+			usable |= tlsa_usable(&t);
+			j->tlsa_rdata[j->ntlsa] = xmalloc(rr->len);
+			memcpy(j->tlsa_rdata[j->ntlsa], rr->data, rr->len);
+			j->tlsa_len[j->ntlsa++] = rr->len;
+		}
+		j->tlsa = usable ? TLSA_USABLE : TLSA_UNUSABLE;
+	} else if (res->status == DNS_TEMPFAIL || res->status == DNS_TIMEOUT) {
+		j->tlsa = TLSA_FAILED;
+	}
+	if (j->dns_pending == 0)
+		addrs_done(j);
 }
 
 static void on_addr(void *arg, const struct dns_result *res, int v6)
@@ -556,6 +793,8 @@ static void on_addr(void *arg, const struct dns_result *res, int v6)
 	struct rjob *j = arg;
 	j->dns_ids[v6 ? 0 : 1] = 0;
 	j->dns_pending--;
+	if (res->status == DNS_ANSWER && !res->secure)
+		j->addr_secure = 0;
 	if (res->status == DNS_ANSWER) {
 		for (size_t i = 0; i < res->answer->nrrs; i++) {
 			const struct dns_rr *rr = &res->answer->rrs[i];
@@ -605,12 +844,18 @@ static void next_host(struct rjob *j)
 
 	j->naddrs = 0;
 	j->addr_i = 0;
+	j->addr_secure = 0;
+	j->tlsa = TLSA_NONE;
+	j->host_policy = TLSP_NONE;
+	for (size_t i = 0; i < j->ntlsa; i++)
+		free(j->tlsa_rdata[i]);
+	j->ntlsa = 0;
 	if (j->host_i >= j->nmx || j->attempts >= REMOTE_MAX_ADDRS) {
 		/* every host failed: try again later */
 		release(j, 0);
 		all_results(j, REMOTE_DEFERRED, j->last.code, j->last.status[0] ? j->last.status : "4.4.1",
 			    j->last.text[0] ? j->last.text : "no host could be reached",
-			    j->last.code ? j->last_host : NULL);
+			    j->last.code || j->tls.failure != TLSP_OK ? j->last_host : NULL);
 		if (j->last.code >= 500 && j->last.code < 600)
 			/* a 5xx greeting or EHLO: still only a deferral; RFC 5321 5.1 says try the others later */
 			for (size_t i = 0; i < j->nrcpts; i++)
@@ -629,12 +874,21 @@ static void next_host(struct rjob *j)
 		addrs_done(j);
 		return;
 	}
+	j->addr_secure = 1;
 	j->dns_pending = 1;
 	if (!strcasecmp(r->cfg->delivery_ipv6, "yes")) {
 		j->dns_pending = 2;
 		j->dns_ids[0] = dns_query(r->dns, h, DNS_T_AAAA, on_aaaa, j);
 	}
 	j->dns_ids[1] = dns_query(r->dns, h, DNS_T_A, on_a, j);
+	if (j->kind == ROUTE_DIRECT && j->mx_secure && !strcasecmp(r->cfg->delivery_dane, "yes") &&
+	    strcasecmp(r->cfg->delivery_tls, "none")) {
+		char tname[300];
+		/* RFC 7672 section 2.2.1: SMTP is port 25, whatever port tests use */
+		snprintf(tname, sizeof tname, "_25._tcp.%s", h);
+		j->dns_pending++;
+		j->dns_ids[2] = dns_query(r->dns, tname, DNS_T_TLSA, on_tlsa, j);
+	}
 }
 
 /* ---- routing ---- */
@@ -651,6 +905,216 @@ static void set_relay(struct rjob *j, const char *reason)
 	snprintf(j->reason, sizeof j->reason, "%s", reason);
 }
 
+/* ---- MTA-STS policy discovery (RFC 8461 section 5) ---- */
+
+struct sts_fetch {
+	struct remote *r;
+	uint64_t seq;
+	char domain[256], addr[64], ca_file[1024], id[MTASTS_ID_MAX + 1];
+	char *body;
+	size_t len;
+	int rc;
+	char why[300];
+};
+
+static struct rjob *job_by_seq(struct remote *r, uint64_t seq)
+{
+	for (struct rjob *j = r->jobs; j; j = j->next)
+		if (j->seq == seq)
+			return j;
+	return NULL;
+}
+
+/* The policy is known (or known to be absent): apply the domain-level part
+ * and go on. Enforce mode keeps only the MX hosts the policy lists. */
+static void sts_apply(struct rjob *j)
+{
+	if (!j->sts_have || j->sts.mode == MTASTS_NONE) {
+		j->tls.policy = TLSP_NONE;
+		j->tls.failure = j->sts_error;
+		acquire(j);
+		return;
+	}
+	j->tls.policy = j->sts.mode == MTASTS_ENFORCE ? TLSP_STS_ENFORCE : TLSP_STS_TESTING;
+	j->tls.failure = TLSP_OK;
+	if (j->sts.mode == MTASTS_ENFORCE) {
+		size_t k = 0;
+		char hosts[300] = "";
+		for (size_t i = 0; i < j->nmx; i++) {
+			if (mtasts_mx_match(&j->sts, j->mx[i].host)) {
+				j->mx[k++] = j->mx[i];
+				continue;
+			}
+			if (!hosts[0])
+				str_copy(hosts, j->mx[i].host, sizeof hosts);
+			log_info(j->log_id, "event=tls_policy_failed host=%s policy=sts-enforce result=validation-failure "
+				 "detail=\"not in the policy's mx lines\"", j->mx[i].host);
+			free(j->mx[i].host);
+		}
+		j->nmx = k;
+		if (k == 0) {
+			char text[500];
+			j->tls.failure = TLSP_VALIDATION_FAILURE;
+			snprintf(text, sizeof text,
+				 "MTA-STS policy: no MX host of %s is listed in its policy's mx lines (%s%s), "
+				 "so none may receive its mail (validation-failure)",
+				 j->domain, hosts, j->sts.nmx ? ", ..." : "");
+			all_results(j, REMOTE_DEFERRED, 0, "4.7.5", text, NULL);
+			finish(j);
+			return;
+		}
+	}
+	acquire(j);
+}
+
+/* Takes a cached policy if it has not expired (any id). 1 if taken. */
+static int sts_use_cache(struct rjob *j, const struct store_mtasts *c, const char *why_log)
+{
+	char why[200];
+	if (!c->policy || c->expires <= (int64_t)(wall_ms() / 1000))
+		return 0;
+	mtasts_policy_clear(&j->sts);
+	if (mtasts_policy_parse(c->policy, strlen(c->policy), &j->sts, why, sizeof why) < 0)
+		return 0;
+	j->sts_have = 1;
+	log_info(j->log_id, "event=mta_sts domain=%s mode=%s source=cache id=%s why=%s", j->domain,
+		 mtasts_mode_name(j->sts.mode), c->id, why_log);
+	return 1;
+}
+
+static void sts_fallback(struct rjob *j, const char *why_log)
+{
+	struct store_mtasts c;
+	if (store_mtasts_get(j->r->store, j->domain, &c) == STORE_OK)
+		sts_use_cache(j, &c, why_log);
+	store_mtasts_clear(&c);
+	sts_apply(j);
+}
+
+static void sts_fetch_work(void *arg)
+{
+	struct sts_fetch *f = arg;
+	f->rc = mtasts_fetch(f->domain, f->addr, f->ca_file[0] ? f->ca_file : NULL, REMOTE_STS_FETCH_MS, &f->body,
+			     &f->len, f->why, sizeof f->why);
+}
+
+static void sts_fetch_done(void *arg)
+{
+	struct sts_fetch *f = arg;
+	struct rjob *j = f->r->closing ? NULL : job_by_seq(f->r, f->seq);
+	char why[300];
+
+	if (j) {
+		if (f->rc < 0) {
+			j->sts_error = strstr(f->why, "certificate") || strstr(f->why, "SSL") ? TLSP_STS_WEBPKI_INVALID
+												 : TLSP_STS_POLICY_FETCH_ERROR;
+			log_info(j->log_id, "event=mta_sts_fetch_failed domain=%s result=%s error=\"%s\"", j->domain,
+				 tlsp_result_name(j->sts_error), f->why);
+			sts_fallback(j, "fetch_failed");
+		} else if (mtasts_policy_parse(f->body, f->len, &j->sts, why, sizeof why) < 0 || memchr(f->body, 0, f->len)) {
+			j->sts_error = TLSP_STS_POLICY_INVALID;
+			log_info(j->log_id, "event=mta_sts_fetch_failed domain=%s result=sts-policy-invalid error=\"%s\"",
+				 j->domain, why);
+			sts_fallback(j, "policy_invalid");
+		} else {
+			int64_t now = (int64_t)(wall_ms() / 1000);
+			struct store_mtasts c = { .domain = j->domain, .id = f->id, .policy = f->body, .fetched = now,
+						  .expires = now + (int64_t)j->sts.max_age };
+			j->sts_have = 1;
+			store_mtasts_put(j->r->store, &c);
+			log_info(j->log_id, "event=mta_sts domain=%s mode=%s source=fetch id=%s max_age=%u", j->domain,
+				 mtasts_mode_name(j->sts.mode), f->id, (unsigned)j->sts.max_age);
+			sts_apply(j);
+		}
+	}
+	free(f->body);
+	free(f);
+}
+
+static void on_sts_addr(void *arg, const struct dns_result *res)
+{
+	struct rjob *j = arg;
+	struct remote *r = j->r;
+	struct sts_fetch *f;
+
+	j->sts_dns_id = 0;
+	for (size_t i = 0; res->status == DNS_ANSWER && i < res->answer->nrrs; i++) {
+		const struct dns_rr *rr = &res->answer->rrs[i];
+		if (rr->type != DNS_T_A)
+			continue;
+		f = xcalloc(1, sizeof *f);
+		f->r = r;
+		f->seq = j->seq;
+		str_copy(f->domain, j->domain, sizeof f->domain);
+		inet_ntop(AF_INET, rr->addr, f->addr, sizeof f->addr);
+		str_copy(f->ca_file, r->cfg->delivery_ca_file, sizeof f->ca_file);
+		str_copy(f->id, j->sts_id, sizeof f->id);
+		if (!r->pool)
+			r->pool = worker_pool_new(r->base, 1);
+		if (!r->pool) {
+			free(f);
+			break;
+		}
+		worker_submit(r->pool, sts_fetch_work, sts_fetch_done, f);
+		return;
+	}
+	j->sts_error = TLSP_STS_POLICY_FETCH_ERROR;
+	log_info(j->log_id, "event=mta_sts_fetch_failed domain=%s result=sts-policy-fetch-error error=\"no address for mta-sts.%s\"",
+		 j->domain, j->domain);
+	sts_fallback(j, "no_address");
+}
+
+static void on_sts_txt(void *arg, const struct dns_result *res)
+{
+	struct rjob *j = arg;
+	char id[MTASTS_ID_MAX + 1] = "", why[200], name[300];
+	int records = 0;
+	struct store_mtasts c;
+	int cached;
+
+	j->sts_dns_id = 0;
+	for (size_t i = 0; res->status == DNS_ANSWER && i < res->answer->nrrs; i++) {
+		const struct dns_rr *rr = &res->answer->rrs[i];
+		if (rr->type != DNS_T_TXT || rr->len < 7 || strncmp((const char *)rr->data, "v=STSv1", 7))
+			continue;
+		records++;
+		if (mtasts_record_parse((const char *)rr->data, rr->len, id, sizeof id, why, sizeof why) < 0)
+			id[0] = '\0';
+	}
+	if (records != 1)
+		id[0] = '\0'; /* section 3.1: several records are as none */
+	cached = store_mtasts_get(j->r->store, j->domain, &c) == STORE_OK;
+	if (!id[0]) {
+		/* no live record (or the lookup failed): a cached policy still holds (section 5.1) */
+		if (cached)
+			sts_use_cache(j, &c, "no_record");
+		store_mtasts_clear(&c);
+		sts_apply(j);
+		return;
+	}
+	if (cached && !strcmp(c.id, id) && sts_use_cache(j, &c, "same_id")) {
+		store_mtasts_clear(&c);
+		sts_apply(j);
+		return;
+	}
+	store_mtasts_clear(&c);
+	str_copy(j->sts_id, id, sizeof j->sts_id);
+	snprintf(name, sizeof name, "mta-sts.%s", j->domain);
+	j->sts_dns_id = dns_query(j->r->dns, name, DNS_T_A, on_sts_addr, j);
+}
+
+static void sts_begin(struct rjob *j)
+{
+	const struct config *cfg = j->r->cfg;
+	char name[300];
+	if (!j->r->store || strcasecmp(cfg->delivery_mta_sts, "yes") || !strcasecmp(cfg->delivery_tls, "none")) {
+		acquire(j);
+		return;
+	}
+	snprintf(name, sizeof name, "_mta-sts.%s", j->domain);
+	j->sts_dns_id = dns_query(j->r->dns, name, DNS_T_TXT, on_sts_txt, j);
+}
+
 static void on_mx(void *arg, const struct dns_result *res)
 {
 	struct rjob *j = arg;
@@ -659,6 +1123,7 @@ static void on_mx(void *arg, const struct dns_result *res)
 	char text[400];
 
 	j->dns_ids[0] = 0;
+	j->mx_secure = res->secure && (res->status == DNS_ANSWER || res->status == DNS_NODATA);
 	switch (res->status) {
 	case DNS_ANSWER:
 		for (size_t i = 0; i < res->answer->nrrs && j->nmx < REMOTE_MAX_MX; i++) {
@@ -710,7 +1175,10 @@ static void on_mx(void *arg, const struct dns_result *res)
 		finish(j);
 		return;
 	}
-	acquire(j);
+	if (j->kind == ROUTE_DIRECT)
+		sts_begin(j);
+	else
+		acquire(j);
 }
 
 void remote_deliver(struct remote *r, const struct remote_msg *m, remote_cb cb, void *arg)
@@ -741,6 +1209,7 @@ void remote_deliver(struct remote *r, const struct remote_msg *m, remote_cb cb, 
 	j->arg = arg;
 	j->port = (uint16_t)r->cfg->delivery_port;
 	j->provider = "other";
+	j->seq = ++r->next_seq;
 	snprintf(j->log_id, sizeof j->log_id, "q-%s", m->qid);
 
 	if (*r->cfg->relay_host && route_domain_listed(r->cfg->relay_domains, r->cfg->nrelay_domains, j->domain)) {
@@ -759,9 +1228,17 @@ size_t remote_pending(const struct remote *r)
 static int make_ctx(struct remote *r, const struct config *cfg)
 {
 	char err[400];
-	SSL_CTX *d = smtpc_tls_ctx(NULL, 0, err, sizeof err), *rl;
+	/* direct: never fails the handshake on the certificate (opportunistic
+	 * TLS); the verification result, against the system's CAs plus
+	 * [delivery] ca_file, decides MTA-STS and DANE after it (policy_check) */
+	SSL_CTX *d = smtpc_tls_ctx(cfg->delivery_ca_file, 0, err, sizeof err), *rl;
 	if (!d) {
 		log_error(NULL, "event=tls_client_error error=\"%s\"", err);
+		return -1;
+	}
+	if (SSL_CTX_dane_enable(d) <= 0) {
+		log_error(NULL, "event=tls_client_error error=\"cannot enable DANE in the TLS context\"");
+		SSL_CTX_free(d);
 		return -1;
 	}
 	rl = smtpc_tls_ctx(cfg->relay_ca_file, 1, err, sizeof err);
@@ -804,6 +1281,8 @@ void remote_free(struct remote *r)
 	struct dest *d, *dn;
 	if (!r)
 		return;
+	r->closing = 1; /* fetches finishing now find no job */
+	worker_pool_free(r->pool);
 	while (r->jobs)
 		job_free(r->jobs);
 	for (d = r->dests; d; d = dn) {

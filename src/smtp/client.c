@@ -273,6 +273,11 @@ static void start_tls(struct smtpc *c, enum cstate next)
 	}
 	/* Whatever the server sent before the handshake is not believed. */
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if (c->o.tls_setup && c->o.tls_setup(c->o.tls_setup_arg, ssl) < 0) {
+		SSL_free(ssl);
+		fail(c, "cannot set up TLS for %s", c->info.peer);
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tb) {
 		SSL_free(ssl);
@@ -295,7 +300,9 @@ static void tls_done(struct smtpc *c)
 	c->info.tls = 1;
 	str_copy(c->info.tls_version, SSL_get_version(ssl), sizeof c->info.tls_version);
 	str_copy(c->info.tls_cipher, ci ? SSL_CIPHER_get_name(ci) : "unknown", sizeof c->info.tls_cipher);
-	c->info.tls_verified = SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
+	c->info.tls_verify_error = SSL_get0_peer_certificate(ssl) ? SSL_get_verify_result(ssl) : X509_V_ERR_UNSPECIFIED;
+	c->info.tls_verified = c->info.tls_verify_error == X509_V_OK;
+	c->info.tls_dane = c->info.tls_verified && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0;
 	log_debug(c->log_id, "event=tls peer=%s version=%s cipher=%s verified=%s", c->info.peer, c->info.tls_version,
 		  c->info.tls_cipher, c->info.tls_verified ? "yes" : "no");
 }
@@ -490,6 +497,7 @@ static int handle_reply(struct smtpc *c)
 			return 0;
 		}
 		if (!c->info.tls && c->o.tls == SMTPC_TLS_STARTTLS) {
+			c->info.starttls_missing = 1;
 			fail(c, "the server does not offer STARTTLS, which is required");
 			return 1;
 		}
@@ -501,6 +509,7 @@ static int handle_reply(struct smtpc *c)
 		}
 		memset(&c->info.ext, 0, sizeof c->info.ext);
 		if (c->o.tls == SMTPC_TLS_STARTTLS) {
+			c->info.starttls_missing = 1;
 			fail(c, "the server does not offer STARTTLS, which is required");
 			return 1;
 		}
@@ -508,6 +517,7 @@ static int handle_reply(struct smtpc *c)
 	case C_STARTTLS:
 		if (r->code != 220) {
 			if (c->o.tls == SMTPC_TLS_STARTTLS) {
+				c->info.starttls_missing = 1;
 				fail_reply(c, "starttls");
 				return 1;
 			}

@@ -49,6 +49,10 @@ struct smtpc_opts {
 	const char *source;   /* local address to bind, or NULL */
 	uint64_t connect_timeout_ms, command_timeout_ms, data_timeout_ms;
 	const char *log_id;   /* for log lines */
+	/* Called with the new SSL object before each handshake (DANE setup);
+	 * -1 fails the connection. arg must outlive the opening. */
+	int (*tls_setup)(void *arg, SSL *ssl);
+	void *tls_setup_arg;
 };
 
 /* The outcome of one step. code 0 means a local failure (connection, TLS,
@@ -68,6 +72,9 @@ struct smtpc_info {
 	char tls_cipher[64];
 	int tls_verified;     /* chain and name verified */
 	int tls_failed;       /* an opportunistic STARTTLS handshake failed */
+	long tls_verify_error; /* X509_V_OK or why the chain/name/DANE check failed */
+	int tls_dane;         /* a TLSA record matched (SSL_get0_dane_authority) */
+	int starttls_missing; /* STARTTLS was required and not offered or refused */
 };
 
 /* ok: the connection is ready for a transaction; otherwise r says why not

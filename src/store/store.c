@@ -353,6 +353,42 @@ int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, voi
 	return ops_of(st)->ledger_list(st, since, cb, arg);
 }
 
+static int mtasts_domain_ok(const char *d)
+{
+	size_t n = d ? strlen(d) : 0;
+	if (n == 0 || n > 253)
+		return 0;
+	for (; *d; d++)
+		if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '-' || *d == '.' || *d == '_'))
+			return 0;
+	return 1;
+}
+
+int store_mtasts_get(struct store *st, const char *domain, struct store_mtasts *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!mtasts_domain_ok(domain))
+		return STORE_INVALID;
+	return ops_of(st)->mtasts_get(st, domain, out);
+}
+
+int store_mtasts_put(struct store *st, const struct store_mtasts *m)
+{
+	if (!mtasts_domain_ok(m->domain) || !m->id || !m->policy)
+		return STORE_INVALID;
+	return ops_of(st)->mtasts_put(st, m);
+}
+
+void store_mtasts_clear(struct store_mtasts *m)
+{
+	if (!m)
+		return;
+	free(m->domain);
+	free(m->id);
+	free(m->policy);
+	memset(m, 0, sizeof *m);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

@@ -314,11 +314,30 @@ struct store_delivery {
 	const char *tls_version;  /* NULL: no TLS */
 	const char *tls_cipher;
 	int tls_verified;         /* the certificate chain and name verified */
+	const char *tls_policy;   /* none, sts-testing, sts-enforce, dane; NULL: not recorded */
+	int tls_policy_ok;        /* the policy's requirements were met */
+	const char *tls_failure;  /* RFC 8460 result type (certificate-host-mismatch, ...), or NULL */
 };
 typedef int (*store_delivery_cb)(void *arg, const struct store_delivery *d);
 int store_ledger_add(struct store *st, const struct store_delivery *d);
 /* Visits the rows at or after since (milliseconds), oldest first. */
 int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, void *arg);
+
+/*
+ * The MTA-STS policy cache (RFC 8461 section 5.1): per domain, the policy
+ * id from the TXT record, the policy text as fetched, when it was fetched
+ * and when it expires (Unix seconds: fetched + max_age).
+ */
+struct store_mtasts {
+	char *domain, *id, *policy;
+	int64_t fetched, expires;
+};
+/* STORE_OK and out filled (free with store_mtasts_clear), STORE_NOTFOUND,
+ * or an error. domain lower case. */
+int store_mtasts_get(struct store *st, const char *domain, struct store_mtasts *out);
+/* Inserts or replaces the domain's row. */
+int store_mtasts_put(struct store *st, const struct store_mtasts *m);
+void store_mtasts_clear(struct store_mtasts *m);
 
 /* The backend contract (for a second backend later). */
 struct store_ops {
@@ -357,6 +376,8 @@ struct store_ops {
 	int (*queue_unfinished)(struct store *, const char *, int *);
 	int (*ledger_add)(struct store *, const struct store_delivery *);
 	int (*ledger_list)(struct store *, int64_t, store_delivery_cb, void *);
+	int (*mtasts_get)(struct store *, const char *, struct store_mtasts *);
+	int (*mtasts_put)(struct store *, const struct store_mtasts *);
 	void (*close)(struct store *);
 };
 

@@ -75,6 +75,8 @@ enum stmt_id {
 	ST_QRCPT_UNFINISHED,
 	ST_LEDGER_ADD,
 	ST_LEDGER_LIST,
+	ST_MTASTS_GET,
+	ST_MTASTS_PUT,
 	ST_COUNT
 };
 
@@ -128,11 +130,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_QRCPT_DEL] = "DELETE FROM queue_rcpt WHERE qid = ?1",
 	[ST_QRCPT_UNFINISHED] = "SELECT count(*) FROM queue_rcpt WHERE qid = ?1 AND state IN ('pending', 'held', 'failed')",
 	[ST_LEDGER_ADD] = "INSERT INTO delivery_ledger(time, qid, rcpt, domain, provider, route, route_reason, mx, ip, "
-			  "outcome, code, status, reply, tls_version, tls_cipher, tls_verified) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+			  "outcome, code, status, reply, tls_version, tls_cipher, tls_verified, tls_policy, tls_policy_ok, "
+			  "tls_failure) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[ST_LEDGER_LIST] = "SELECT time, qid, rcpt, domain, provider, route, route_reason, mx, ip, outcome, code, status, "
-			   "reply, tls_version, tls_cipher, tls_verified FROM delivery_ledger WHERE time >= ?1 "
+			   "reply, tls_version, tls_cipher, tls_verified, tls_policy, tls_policy_ok, tls_failure "
+			   "FROM delivery_ledger WHERE time >= ?1 "
 			   "ORDER BY time, id",
+	[ST_MTASTS_GET] = "SELECT id, policy, fetched, expires FROM mtasts_cache WHERE domain = ?1",
+	[ST_MTASTS_PUT] = "INSERT OR REPLACE INTO mtasts_cache(domain, id, policy, fetched, expires) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -244,6 +251,19 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX IF NOT EXISTS delivery_ledger_time ON delivery_ledger(time);"
 	"CREATE INDEX IF NOT EXISTS delivery_ledger_domain ON delivery_ledger(domain, time);",
+	/* v6: TLS policies (MTA-STS, DANE): the MTA-STS policy cache and, per
+	 * ledger row, the policy applied, whether it was met, and the RFC 8460
+	 * result type of a failure */
+	"CREATE TABLE IF NOT EXISTS mtasts_cache ("
+	"  domain TEXT PRIMARY KEY,"
+	"  id TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL"
+	");"
+	"ALTER TABLE delivery_ledger ADD COLUMN tls_policy TEXT;"
+	"ALTER TABLE delivery_ledger ADD COLUMN tls_policy_ok INTEGER;"
+	"ALTER TABLE delivery_ledger ADD COLUMN tls_failure TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -1301,7 +1321,9 @@ static int sq_ledger_add(struct store *st, const struct store_delivery *d)
 		}
 	if (sqlite3_bind_int(s, 11, d->code) != SQLITE_OK || bind_text(st, s, 12, d->status) < 0 ||
 	    bind_text(st, s, 13, d->reply) < 0 || bind_text(st, s, 14, d->tls_version) < 0 ||
-	    bind_text(st, s, 15, d->tls_cipher) < 0 || sqlite3_bind_int(s, 16, d->tls_verified) != SQLITE_OK) {
+	    bind_text(st, s, 15, d->tls_cipher) < 0 || sqlite3_bind_int(s, 16, d->tls_verified) != SQLITE_OK ||
+	    bind_text(st, s, 17, d->tls_policy) < 0 || sqlite3_bind_int(s, 18, d->tls_policy_ok) != SQLITE_OK ||
+	    bind_text(st, s, 19, d->tls_failure) < 0) {
 		stmt_done(s);
 		return STORE_ERROR;
 	}
@@ -1333,6 +1355,9 @@ static int sq_ledger_list(struct store *st, int64_t since, store_delivery_cb cb,
 			.tls_version = COL_TEXT(s, 13),
 			.tls_cipher = COL_TEXT(s, 14),
 			.tls_verified = sqlite3_column_int(s, 15),
+			.tls_policy = COL_TEXT(s, 16),
+			.tls_policy_ok = sqlite3_column_int(s, 17),
+			.tls_failure = COL_TEXT(s, 18),
 		};
 		if (cb(arg, &d)) {
 			rc = SQLITE_DONE;
@@ -1343,6 +1368,47 @@ static int sq_ledger_list(struct store *st, int64_t since, store_delivery_cb cb,
 		db_error(st, "ledger_list");
 	stmt_done(s);
 	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_mtasts_get(struct store *st, const char *domain, struct store_mtasts *out)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_MTASTS_GET);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, domain) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->domain = xstrdup(domain);
+		out->id = xstrdup(COL_TEXT(s, 0) ? COL_TEXT(s, 0) : "");
+		out->policy = xstrdup(COL_TEXT(s, 1) ? COL_TEXT(s, 1) : "");
+		out->fetched = sqlite3_column_int64(s, 2);
+		out->expires = sqlite3_column_int64(s, 3);
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = STORE_NOTFOUND;
+	} else {
+		db_error(st, "mtasts_get");
+		rc = STORE_ERROR;
+	}
+	stmt_done(s);
+	return rc;
+}
+
+static int sq_mtasts_put(struct store *st, const struct store_mtasts *m)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_MTASTS_PUT);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, m->domain) < 0 || bind_text(st, s, 2, m->id) < 0 || bind_text(st, s, 3, m->policy) < 0 ||
+	    sqlite3_bind_int64(s, 4, m->fetched) != SQLITE_OK || sqlite3_bind_int64(s, 5, m->expires) != SQLITE_OK) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "mtasts_put");
 }
 
 static void sq_close(struct store *st)
@@ -1393,6 +1459,8 @@ static const struct store_ops sqlite_ops = {
 	.queue_unfinished = sq_queue_unfinished,
 	.ledger_add = sq_ledger_add,
 	.ledger_list = sq_ledger_list,
+	.mtasts_get = sq_mtasts_get,
+	.mtasts_put = sq_mtasts_put,
 	.close = sq_close,
 };
 
