@@ -77,5 +77,9 @@ void cli_queue_usage(FILE *out);
 int cli_sendmail(const struct config *cfg, int argc, char **argv);
 void cli_sendmail_usage(FILE *out);
 void cli_sendmail_set_invoker(void);
+/* `postern deliverability` (cli_deliverability.c), a state command like
+ * cli_user; argv[0] is "deliverability". */
+int cli_deliverability(const struct config *cfg, int argc, char **argv);
+void cli_deliverability_usage(FILE *out);
 
 #endif

@@ -346,3 +346,29 @@ void metrics_write(FILE *out)
 	}
 	pthread_mutex_unlock(&lock);
 }
+
+struct metric *metrics_queue_outcomes(void)
+{
+	static _Atomic(struct metric *) m;
+	struct metric *v = atomic_load_explicit(&m, memory_order_acquire);
+	if (!v) {
+		v = metric_counter("postern_queue_recipients_total",
+				   "Recipient results recorded by the outbound queue (bounced: final failure).", "outcome",
+				   "delivered|deferred|bounced");
+		atomic_store_explicit(&m, v, memory_order_release);
+	}
+	return v;
+}
+
+struct metric *metrics_greylist_decisions(void)
+{
+	static _Atomic(struct metric *) m;
+	struct metric *v = atomic_load_explicit(&m, memory_order_acquire);
+	if (!v) {
+		v = metric_counter("postern_greylist_decisions_total",
+				   "Graylisting decisions per recipient (exempt: graylisting not applied).", "decision",
+				   "pass|defer|exempt");
+		atomic_store_explicit(&m, v, memory_order_release);
+	}
+	return v;
+}

@@ -67,6 +67,15 @@ void metrics_remove_collector(void (*fn)(void *arg), void *arg);
  * 0.0.4 (Content-Type: text/plain; version=0.0.4). */
 void metrics_write(FILE *out);
 
+/* Metrics counted by several modules, registered on first use (and by the
+ * web server at start, so every series exists from the first scrape):
+ *   postern_queue_recipients_total{outcome=delivered|deferred|bounced}
+ *     each recipient result the queue records (bounced: final failure);
+ *   postern_greylist_decisions_total{decision=pass|defer|exempt}
+ *     each graylisting decision for a recipient (exempt: not applied). */
+struct metric *metrics_queue_outcomes(void);
+struct metric *metrics_greylist_decisions(void);
+
 /* Label value escaping of the text format (backslash, double quote, line
  * feed); also used for help texts. Writes to out. */
 void metrics_write_escaped(FILE *out, const char *s, int quotes);

@@ -21,6 +21,7 @@
 #include "dns/dns.h"
 #include "lib/header.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "policy/client.h"
 #include "policy/grey.h"
@@ -618,6 +619,7 @@ static enum grey_verdict grey_one(struct policy_sess *ps, const char *rcpt, int6
 		return grey_judge(&rec, rc == STORE_OK, wall_now(), &ps->gp, retry_ms);
 	}
 	g = grey_check(ps->p->st, client, ps->sender, rcpt, wall_now(), &ps->gp, retry_ms);
+	metric_inc(metrics_greylist_decisions(), g == GREY_PASS ? "pass" : "defer");
 	log_info(ps->sid, "event=greylist client=%s sender=<%s> rcpt=<%s> result=%s retry_in_ms=%lld", client,
 		 log_value(v, sizeof v, ps->sender, strlen(ps->sender)), rcpt, g == GREY_PASS ? "pass" : "defer",
 		 (long long)*retry_ms);
@@ -646,6 +648,8 @@ enum policy_action policy_sess_rcpt(struct policy_sess *ps, int auth, const char
 	maybe_expire(ps);
 	why = grey_exempt(ps, auth);
 	if (why) {
+		if (!ps->p->readonly)
+			metric_inc(metrics_greylist_decisions(), "exempt");
 		snprintf(ps->grey_note, sizeof ps->grey_note, "exempt=%s", why);
 		return POLICY_ACCEPT;
 	}

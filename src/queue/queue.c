@@ -58,6 +58,7 @@
 #include "deliver/remote.h"
 #include "dns/dns.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "lib/worker.h"
 #include "queue/dsn.h"
@@ -654,6 +655,7 @@ static void rcpt_result(struct qmsg *m, struct qrc *r, enum outcome o, const cha
 			r->state = R_PENDING;
 		}
 	}
+	metric_inc(metrics_queue_outcomes(), r->state == R_DELIVERED ? "delivered" : r->state == R_FAILED ? "bounced" : "deferred");
 	rcpt_save(m, r);
 }
 

@@ -594,3 +594,48 @@ void store_strv_free(char **v, size_t n)
 		free(v[i]);
 	free(v);
 }
+
+/* Aggregates (deliverability, dashboard): nothing to check but the
+ * arguments' presence; the backend binds them as parameters. */
+int store_ledger_daily(struct store *st, int64_t since, store_ledger_day_cb cb, void *arg)
+{
+	return ops_of(st)->ledger_daily(st, since, cb, arg);
+}
+
+int store_ledger_reasons(struct store *st, int64_t since, size_t max, store_ledger_reason_cb cb, void *arg)
+{
+	return ops_of(st)->ledger_reasons(st, since, max, cb, arg);
+}
+
+int store_ledger_recent(struct store *st, const char *provider, int64_t since, size_t max, store_delivery_cb cb,
+			void *arg)
+{
+	if (!provider)
+		return STORE_INVALID;
+	return ops_of(st)->ledger_recent(st, provider, since, max, cb, arg);
+}
+
+int store_dmarc_daily(struct store *st, int64_t since, size_t max, store_dmarc_day_cb cb, void *arg)
+{
+	return ops_of(st)->dmarc_daily(st, since, max, cb, arg);
+}
+
+int store_tls_daily(struct store *st, int64_t since, store_tls_day_cb cb, void *arg)
+{
+	return ops_of(st)->tls_daily(st, since, cb, arg);
+}
+
+int store_queue_counts(struct store *st, struct store_queue_counts *out)
+{
+	return ops_of(st)->queue_counts(st, out);
+}
+
+int store_queue_domains(struct store *st, size_t max, store_queue_domain_cb cb, void *arg)
+{
+	return ops_of(st)->queue_domains(st, max, cb, arg);
+}
+
+int store_grey_stats(struct store *st, struct store_grey_stats *out)
+{
+	return ops_of(st)->grey_stats(st, out);
+}

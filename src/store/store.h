@@ -339,6 +339,77 @@ int store_mtasts_get(struct store *st, const char *domain, struct store_mtasts *
 int store_mtasts_put(struct store *st, const struct store_mtasts *m);
 void store_mtasts_clear(struct store_mtasts *m);
 
+/*
+ * Aggregates for `postern deliverability` and the dashboard, computed in
+ * SQL so that a page rendered on the event loop reads a bounded number of
+ * rows. Days are UTC days, given as the Unix time (seconds) of their start.
+ */
+struct store_ledger_day {
+	const char *provider; /* NULL for rows recorded without one */
+	int64_t day;
+	const char *outcome;  /* delivered, deferred, failed */
+	int64_t count;        /* attempts */
+	const char *routes;   /* the routes used, comma-separated */
+};
+typedef int (*store_ledger_day_cb)(void *arg, const struct store_ledger_day *d);
+/* Ledger rows at or after since (milliseconds) per provider, day and outcome. */
+int store_ledger_daily(struct store *st, int64_t since, store_ledger_day_cb cb, void *arg);
+
+struct store_ledger_reason {
+	const char *provider, *outcome, *status;
+	int code;
+	int64_t count;
+	const char *reply; /* one reply of the group (the greatest) */
+};
+typedef int (*store_ledger_reason_cb)(void *arg, const struct store_ledger_reason *r);
+/* Attempts that were not delivered, at or after since (ms), per provider,
+ * outcome, status and code, most frequent first, at most max groups. */
+int store_ledger_reasons(struct store *st, int64_t since, size_t max, store_ledger_reason_cb cb, void *arg);
+/* The latest attempts to provider at or after since (ms), newest first, at
+ * most max rows (only time, provider, outcome, code, status, reply set). */
+int store_ledger_recent(struct store *st, const char *provider, int64_t since, size_t max, store_delivery_cb cb,
+			void *arg);
+
+/* DMARC report records summed per report and header_from, for reports whose
+ * period ends at or after since (seconds), oldest first, at most max rows. */
+struct store_dmarc_day {
+	const char *org_name, *email, *header_from;
+	int64_t begin, end;
+	int64_t messages, dmarc_pass; /* dmarc_pass: DKIM or SPF pass (policy_evaluated) */
+};
+typedef int (*store_dmarc_day_cb)(void *arg, const struct store_dmarc_day *d);
+int store_dmarc_daily(struct store *st, int64_t since, size_t max, store_dmarc_day_cb cb, void *arg);
+
+/* TLS report sessions per day (of the report's begin), since as above. */
+struct store_tls_day {
+	int64_t day, reports, success, failure;
+};
+typedef int (*store_tls_day_cb)(void *arg, const struct store_tls_day *d);
+int store_tls_daily(struct store *st, int64_t since, store_tls_day_cb cb, void *arg);
+
+/* The queue's size now: messages, and recipients by state. */
+struct store_queue_counts {
+	int64_t messages, pending, held, failed, delivered, bounced;
+};
+int store_queue_counts(struct store *st, struct store_queue_counts *out);
+/* Recipients not yet final (pending, held, failed) per state and domain,
+ * largest groups first, at most max groups. */
+struct store_queue_domain {
+	const char *state, *domain;
+	int64_t rcpts;
+	int64_t oldest;      /* the oldest message's queued time */
+	int64_t max_attempts;
+	const char *last_reply; /* one of the last replies (the greatest) */
+};
+typedef int (*store_queue_domain_cb)(void *arg, const struct store_queue_domain *d);
+int store_queue_domains(struct store *st, size_t max, store_queue_domain_cb cb, void *arg);
+
+/* Graylisting tables now. */
+struct store_grey_stats {
+	int64_t triplets, passed, allow_auto, allow_manual;
+};
+int store_grey_stats(struct store *st, struct store_grey_stats *out);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -378,6 +449,14 @@ struct store_ops {
 	int (*ledger_list)(struct store *, int64_t, store_delivery_cb, void *);
 	int (*mtasts_get)(struct store *, const char *, struct store_mtasts *);
 	int (*mtasts_put)(struct store *, const struct store_mtasts *);
+	int (*ledger_daily)(struct store *, int64_t, store_ledger_day_cb, void *);
+	int (*ledger_reasons)(struct store *, int64_t, size_t, store_ledger_reason_cb, void *);
+	int (*ledger_recent)(struct store *, const char *, int64_t, size_t, store_delivery_cb, void *);
+	int (*dmarc_daily)(struct store *, int64_t, size_t, store_dmarc_day_cb, void *);
+	int (*tls_daily)(struct store *, int64_t, store_tls_day_cb, void *);
+	int (*queue_counts)(struct store *, struct store_queue_counts *);
+	int (*queue_domains)(struct store *, size_t, store_queue_domain_cb, void *);
+	int (*grey_stats)(struct store *, struct store_grey_stats *);
 	void (*close)(struct store *);
 };
 

@@ -264,6 +264,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE delivery_ledger ADD COLUMN tls_policy TEXT;"
 	"ALTER TABLE delivery_ledger ADD COLUMN tls_policy_ok INTEGER;"
 	"ALTER TABLE delivery_ledger ADD COLUMN tls_failure TEXT;",
+	/* v7: the latest attempts per provider (deliverability: reputation runs) */
+	"CREATE INDEX IF NOT EXISTS delivery_ledger_provider ON delivery_ledger(provider, time);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -1411,6 +1413,251 @@ static int sq_mtasts_put(struct store *st, const struct store_mtasts *m)
 	return step_done(st, s, "mtasts_put");
 }
 
+/* ---- aggregates (deliverability, dashboard) ---- */
+
+/* Steps s (bound) calling row(s, arg) per row until it returns non-zero;
+ * finalizes s. */
+static int agg_run(struct store *st, sqlite3_stmt *s, int (*row)(sqlite3_stmt *, void *, void *), void *cb, void *arg,
+		   const char *what)
+{
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (row(s, cb, arg)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, what);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Calls a visitor through a data pointer (ISO C has no function-pointer
+ * to void * conversion). */
+struct agg_fn {
+	union {
+		store_ledger_day_cb day;
+		store_ledger_reason_cb reason;
+		store_delivery_cb delivery;
+		store_dmarc_day_cb dmarc;
+		store_tls_day_cb tls;
+		store_queue_domain_cb qdomain;
+	} u;
+};
+
+static int row_ledger_day(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_ledger_day d = {
+		.provider = COL_TEXT(s, 0),
+		.day = sqlite3_column_int64(s, 1),
+		.outcome = COL_TEXT(s, 2),
+		.count = sqlite3_column_int64(s, 3),
+		.routes = COL_TEXT(s, 4),
+	};
+	return ((struct agg_fn *)cb)->u.day(arg, &d);
+}
+
+static int sq_ledger_daily(struct store *st, int64_t since, store_ledger_day_cb cb, void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT provider, time / 86400000 * 86400, outcome, count(*), group_concat(DISTINCT route) "
+				  "FROM delivery_ledger WHERE time >= ?1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+				  "ledger_daily");
+	struct agg_fn f = { .u.day = cb };
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, since);
+	return agg_run(st, s, row_ledger_day, &f, arg, "ledger_daily");
+}
+
+static int row_ledger_reason(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_ledger_reason r = {
+		.provider = COL_TEXT(s, 0),
+		.outcome = COL_TEXT(s, 1),
+		.status = COL_TEXT(s, 2),
+		.code = sqlite3_column_int(s, 3),
+		.count = sqlite3_column_int64(s, 4),
+		.reply = COL_TEXT(s, 5),
+	};
+	return ((struct agg_fn *)cb)->u.reason(arg, &r);
+}
+
+static int sq_ledger_reasons(struct store *st, int64_t since, size_t max, store_ledger_reason_cb cb, void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT provider, outcome, status, code, count(*), max(reply) FROM delivery_ledger "
+				  "WHERE time >= ?1 AND outcome <> 'delivered' GROUP BY 1, 2, 3, 4 "
+				  "ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?2",
+				  "ledger_reasons");
+	struct agg_fn f = { .u.reason = cb };
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, since);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+	return agg_run(st, s, row_ledger_reason, &f, arg, "ledger_reasons");
+}
+
+static int row_ledger_recent(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_delivery d = {
+		.time = sqlite3_column_int64(s, 0),
+		.provider = COL_TEXT(s, 1),
+		.outcome = COL_TEXT(s, 2),
+		.code = sqlite3_column_int(s, 3),
+		.status = COL_TEXT(s, 4),
+		.reply = COL_TEXT(s, 5),
+	};
+	return ((struct agg_fn *)cb)->u.delivery(arg, &d);
+}
+
+static int sq_ledger_recent(struct store *st, const char *provider, int64_t since, size_t max, store_delivery_cb cb,
+			    void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT time, provider, outcome, code, status, reply FROM delivery_ledger "
+				  "WHERE provider = ?1 AND time >= ?2 ORDER BY time DESC, id DESC LIMIT ?3",
+				  "ledger_recent");
+	struct agg_fn f = { .u.delivery = cb };
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, provider) < 0) {
+		sqlite3_finalize(s);
+		return STORE_ERROR;
+	}
+	sqlite3_bind_int64(s, 2, since);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+	return agg_run(st, s, row_ledger_recent, &f, arg, "ledger_recent");
+}
+
+static int row_dmarc_day(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_dmarc_day d = {
+		.org_name = COL_TEXT(s, 0),
+		.email = COL_TEXT(s, 1),
+		.begin = sqlite3_column_int64(s, 2),
+		.end = sqlite3_column_int64(s, 3),
+		.header_from = COL_TEXT(s, 4),
+		.messages = sqlite3_column_int64(s, 5),
+		.dmarc_pass = sqlite3_column_int64(s, 6),
+	};
+	return ((struct agg_fn *)cb)->u.dmarc(arg, &d);
+}
+
+static int sq_dmarc_daily(struct store *st, int64_t since, size_t max, store_dmarc_day_cb cb, void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT r.org_name, r.email, r.begin_time, r.end_time, lower(d.header_from), "
+				  "coalesce(sum(d.count), 0), "
+				  "coalesce(sum(CASE WHEN d.dkim = 'pass' OR d.spf = 'pass' THEN d.count END), 0) "
+				  "FROM dmarc_report r JOIN dmarc_record d ON d.report = r.id WHERE r.end_time >= ?1 "
+				  "GROUP BY r.id, lower(d.header_from) ORDER BY r.begin_time, r.id LIMIT ?2",
+				  "dmarc_daily");
+	struct agg_fn f = { .u.dmarc = cb };
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, since);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+	return agg_run(st, s, row_dmarc_day, &f, arg, "dmarc_daily");
+}
+
+static int row_tls_day(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_tls_day d = {
+		.day = sqlite3_column_int64(s, 0),
+		.reports = sqlite3_column_int64(s, 1),
+		.success = sqlite3_column_int64(s, 2),
+		.failure = sqlite3_column_int64(s, 3),
+	};
+	return ((struct agg_fn *)cb)->u.tls(arg, &d);
+}
+
+static int sq_tls_daily(struct store *st, int64_t since, store_tls_day_cb cb, void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT r.begin_time / 86400 * 86400, count(DISTINCT r.id), coalesce(sum(p.success), 0), "
+				  "coalesce(sum(p.failure), 0) FROM tls_report r LEFT JOIN tls_policy p ON p.report = r.id "
+				  "WHERE r.end_time >= ?1 GROUP BY 1 ORDER BY 1 LIMIT 1000",
+				  "tls_daily");
+	struct agg_fn f = { .u.tls = cb };
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, since);
+	return agg_run(st, s, row_tls_day, &f, arg, "tls_daily");
+}
+
+/* Runs a one-row query of integer columns into out[0..n). */
+static int one_row(struct store *st, const char *sql, int64_t *out, int n, const char *what)
+{
+	sqlite3_stmt *s = prepare(st, sql, what);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		for (int i = 0; i < n; i++)
+			out[i] = sqlite3_column_int64(s, i);
+	else
+		db_error(st, what);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_queue_counts(struct store *st, struct store_queue_counts *out)
+{
+	int64_t v[6] = { 0 };
+	int rc = one_row(st,
+			 "SELECT (SELECT count(*) FROM queue_msg), "
+			 "coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'held'), 0), "
+			 "coalesce(sum(state = 'failed'), 0), coalesce(sum(state = 'delivered'), 0), "
+			 "coalesce(sum(state = 'bounced'), 0) FROM queue_rcpt",
+			 v, 6, "queue_counts");
+	*out = (struct store_queue_counts){ v[0], v[1], v[2], v[3], v[4], v[5] };
+	return rc;
+}
+
+static int row_queue_domain(sqlite3_stmt *s, void *cb, void *arg)
+{
+	struct store_queue_domain d = {
+		.state = COL_TEXT(s, 0),
+		.domain = COL_TEXT(s, 1),
+		.rcpts = sqlite3_column_int64(s, 2),
+		.oldest = sqlite3_column_int64(s, 3),
+		.max_attempts = sqlite3_column_int64(s, 4),
+		.last_reply = COL_TEXT(s, 5),
+	};
+	return ((struct agg_fn *)cb)->u.qdomain(arg, &d);
+}
+
+static int sq_queue_domains(struct store *st, size_t max, store_queue_domain_cb cb, void *arg)
+{
+	sqlite3_stmt *s = prepare(st,
+				  "SELECT r.state, lower(substr(r.rcpt, instr(r.rcpt, '@') + 1)), count(*), "
+				  "min(m.queued), max(r.attempts), max(r.last_reply) "
+				  "FROM queue_rcpt r JOIN queue_msg m ON m.qid = r.qid "
+				  "WHERE r.state IN ('pending', 'held', 'failed') GROUP BY 1, 2 "
+				  "ORDER BY 3 DESC, 1, 2 LIMIT ?1",
+				  "queue_domains");
+	struct agg_fn f = { .u.qdomain = cb };
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+	return agg_run(st, s, row_queue_domain, &f, arg, "queue_domains");
+}
+
+static int sq_grey_stats(struct store *st, struct store_grey_stats *out)
+{
+	int64_t v[4] = { 0 };
+	int rc = one_row(st,
+			 "SELECT (SELECT count(*) FROM greylist), (SELECT count(*) FROM greylist WHERE passed > 0), "
+			 "(SELECT count(*) FROM greylist_allow WHERE manual = 0), "
+			 "(SELECT count(*) FROM greylist_allow WHERE manual <> 0)",
+			 v, 4, "grey_stats");
+	*out = (struct store_grey_stats){ v[0], v[1], v[2], v[3] };
+	return rc;
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -1461,6 +1708,14 @@ static const struct store_ops sqlite_ops = {
 	.ledger_list = sq_ledger_list,
 	.mtasts_get = sq_mtasts_get,
 	.mtasts_put = sq_mtasts_put,
+	.ledger_daily = sq_ledger_daily,
+	.ledger_reasons = sq_ledger_reasons,
+	.ledger_recent = sq_ledger_recent,
+	.dmarc_daily = sq_dmarc_daily,
+	.tls_daily = sq_tls_daily,
+	.queue_counts = sq_queue_counts,
+	.queue_domains = sq_queue_domains,
+	.grey_stats = sq_grey_stats,
 	.close = sq_close,
 };
 

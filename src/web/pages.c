@@ -660,4 +660,5 @@ void web_pages_register(struct web *w)
 	web_page_add(w, "/auth", "Authentication", page_auth, NULL);
 	web_page_add(w, "/doctor", "Doctor", page_doctor, NULL);
 	web_page_add(w, "/selftest", "Self-tests", page_selftest, NULL);
+	web_pages_mail_register(w);
 }

@@ -100,7 +100,7 @@ struct web {
 	size_t npages;
 	struct web_session sessions[WEB_MAX_SESSIONS];
 	struct throttle throttle[WEB_MAX_THROTTLE];
-	struct metric *m_logins, *m_uptime;
+	struct metric *m_logins, *m_uptime, *m_queue_msgs, *m_queue_rcpts;
 };
 
 static void random_token(char out[TOKEN_HEX + 1])
@@ -726,7 +726,15 @@ fail:
 static void collect(void *arg)
 {
 	struct web *w = arg;
+	struct store_queue_counts q;
 	metric_gauge_set(w->m_uptime, NULL, (int64_t)time(NULL) - w->started);
+	/* the queue's size, read at scrape time (one aggregate query) */
+	if (w->store && store_queue_counts(w->store, &q) == STORE_OK) {
+		metric_gauge_set(w->m_queue_msgs, NULL, q.messages);
+		metric_gauge_set(w->m_queue_rcpts, "pending", q.pending);
+		metric_gauge_set(w->m_queue_rcpts, "held", q.held);
+		metric_gauge_set(w->m_queue_rcpts, "failed", q.failed);
+	}
 }
 
 struct web *web_new(struct event_base *base, struct runtime *rt)
@@ -746,6 +754,11 @@ struct web *web_new(struct event_base *base, struct runtime *rt)
 			 NULL, w->started);
 	/* Registered here: collect() runs under the registry's lock. */
 	w->m_uptime = metric_gauge("postern_uptime_seconds", "Seconds since the daemon started.", NULL, NULL);
+	w->m_queue_msgs = metric_gauge("postern_queue_messages", "Messages in the outbound queue now.", NULL, NULL);
+	w->m_queue_rcpts = metric_gauge("postern_queue_size", "Recipients in the outbound queue now, by state.", "state",
+					"pending|held|failed");
+	metrics_queue_outcomes();
+	metrics_greylist_decisions();
 	if (c->nweb_listen == 0) {
 		log_info(NULL, "event=web_off hint=\"set [web] listen to serve the dashboard and /metrics\"");
 		return w;

@@ -67,5 +67,8 @@ long web_query_long(const struct web_page_ctx *ctx, const char *name, long def, 
 /* The built-in pages (web/pages.c): status, authentication, doctor,
  * self-tests. */
 void web_pages_register(struct web *w);
+/* queue, deliverability, reports, graylisting (web/pages_mail.c); called by
+ * web_pages_register. */
+void web_pages_mail_register(struct web *w);
 
 #endif

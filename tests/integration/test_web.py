@@ -208,7 +208,7 @@ def test_every_page_with_valid_svg(build, postern_factory, dns):
     web = client(pt)
     assert web.login(ADMIN, ADMIN_PW).status == 303
     pages = {}
-    for path in ("/status", "/auth", "/doctor", "/selftest"):
+    for path in ("/status", "/auth", "/doctor", "/selftest", "/queue", "/deliverability", "/reports", "/greylist"):
         r = web.get(path)
         assert r.status == 200, (path, r)
         assert r.header("Content-Type") == "text/html; charset=utf-8"
@@ -435,7 +435,8 @@ def test_dashboard_in_chromium(build, postern_factory, dns, workdir):
             "document.getElementById('password').value = %s;"
             "document.querySelector('form.login').submit();" % (json.dumps(ADMIN), json.dumps(ADMIN_PW)))
         assert browser.evaluate("location.pathname") == "/status"
-        for path in ("/status", "/auth", "/doctor", "/selftest"):
+        for path in ("/status", "/auth", "/doctor", "/selftest", "/queue", "/deliverability", "/reports",
+                     "/greylist"):
             browser.navigate(base + path)
             assert browser.evaluate("location.pathname") == path
             n = browser.evaluate("document.querySelectorAll('svg.chart').length")
