@@ -41,6 +41,7 @@ static void usage(FILE *out)
 	      "  greylist list|allow|forget  see and change the graylisting state\n"
 	      "  queue list|show|cat|retry|hold|release|delete|ledger\n"
 	      "                           the outbound queue and the delivery ledger\n"
+	      "  routes [forget KEY]      what adaptive routing learned, and the pacing state\n"
 	      "  sendmail [-f SENDER] [-t] [RCPT...]\n"
 	      "                           queue a message from standard input\n"
 	      "\n"
@@ -241,6 +242,13 @@ int main(int argc, char **argv)
 			rc = n == 1 ? 2 : 0;
 		} else {
 			rc = run_state_command(config, cli_queue, n - 1, args + 1);
+		}
+	} else if (!strcmp(args[0], "routes")) {
+		if (wants_help(n - 1, args + 1)) {
+			cli_routes_usage(stdout);
+			rc = 0;
+		} else {
+			rc = run_state_command(config, cli_routes, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "sendmail")) {
 		if (n > 1 && (!strcmp(args[1], "--help") || !strcmp(args[1], "-h"))) {

@@ -353,6 +353,22 @@ int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, voi
 	return ops_of(st)->ledger_list(st, since, cb, arg);
 }
 
+int store_route_put(struct store *st, const struct store_route *r)
+{
+	return ops_of(st)->route_put(st, r);
+}
+
+int store_route_list(struct store *st, const char *key, store_route_cb cb, void *arg)
+{
+	return ops_of(st)->route_list(st, key, cb, arg);
+}
+
+int store_route_forget(struct store *st, const char *key, int *n)
+{
+	*n = 0;
+	return ops_of(st)->route_forget(st, key, n);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

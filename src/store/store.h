@@ -320,6 +320,30 @@ int store_ledger_add(struct store *st, const struct store_delivery *d);
 /* Visits the rows at or after since (milliseconds), oldest first. */
 int store_ledger_list(struct store *st, int64_t since, store_delivery_cb cb, void *arg);
 
+/*
+ * Learned routes (adaptive routing, remote.c): a receiver refused our
+ * direct delivery for reputation, so mail for its provider (or, for
+ * provider "other", its domain: the key) goes through the relay until
+ * `until`. relay 0: no relay was configured; the row is only advice
+ * (`postern routes` shows it). Times are Unix seconds.
+ */
+struct store_route {
+	const char *key;
+	const char *provider;
+	const char *domain; /* the domain whose refusal taught it */
+	int64_t until;
+	int64_t learned;
+	const char *reason; /* the receiver's reply */
+	int relay;
+};
+typedef int (*store_route_cb)(void *arg, const struct store_route *r);
+/* Inserts or replaces the route of r->key. */
+int store_route_put(struct store *st, const struct store_route *r);
+/* Visits the route of key (NULL: all, by key). */
+int store_route_list(struct store *st, const char *key, store_route_cb cb, void *arg);
+/* Removes the route of key; *n: 0 or 1. */
+int store_route_forget(struct store *st, const char *key, int *n);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -357,6 +381,9 @@ struct store_ops {
 	int (*queue_unfinished)(struct store *, const char *, int *);
 	int (*ledger_add)(struct store *, const struct store_delivery *);
 	int (*ledger_list)(struct store *, int64_t, store_delivery_cb, void *);
+	int (*route_put)(struct store *, const struct store_route *);
+	int (*route_list)(struct store *, const char *, store_route_cb, void *);
+	int (*route_forget)(struct store *, const char *, int *);
 	void (*close)(struct store *);
 };
 
