@@ -68,11 +68,11 @@ demo:
 	sh tools/demo.sh
 
 # libFuzzer targets (clang): build-fuzz/fuzz_NAME for each NAME below.
-FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts mime dmarc_xml tlsrpt unpack policy_conf sasl smtpreply svg json form tlsa
+FUZZ_TARGETS = cmd data ini spf dnspacket dkim_tags canon dmarc arc selftest mtasts mime dmarc_xml tlsrpt unpack policy_conf sasl smtpreply svg json form tlsa routing
 FUZZ_SRC = src/smtp/cmd.c src/smtp/reply.c src/smtp/sasl.c src/policy/conf.c src/smtp/data.c src/lib/ini.c src/lib/util.c src/auth/spf.c src/auth/dmarc.c src/dns/packet.c src/dns/dns.c src/dns/batch.c src/lib/log.c src/auth/msg.c src/auth/dkim.c src/auth/dkim_sign.c src/auth/arc.c src/auth/authres.c src/lib/header.c \
 	src/doctor/selftest.c src/lib/json.c src/deliver/mtasts.c src/deliver/tlspolicy.c \
 	src/report/mime.c src/report/dmarc_xml.c src/report/tlsrpt.c src/report/unpack.c \
-	src/web/svg.c src/web/html.c src/web/form.c
+	src/web/svg.c src/web/html.c src/web/form.c src/deliver/reputation.c src/deliver/pacing.c
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -DPOSTERN_VERSION=\"$(VERSION)\"
 FUZZ_LIBS = -lcrypto -levent -lunbound -lpsl -lcurl -lexpat -lz -lzip -ljansson -lm
 # The sources are compiled once (instrumented, without libFuzzer's main),

@@ -74,6 +74,10 @@ void cli_greylist_usage(FILE *out);
  * (the default sender) before main.c drops root. */
 int cli_queue(const struct config *cfg, int argc, char **argv);
 void cli_queue_usage(FILE *out);
+/* `postern routes [--json]`, `postern routes forget KEY` (cli_routes.c),
+ * a state command like cli_queue. */
+int cli_routes(const struct config *cfg, int argc, char **argv);
+void cli_routes_usage(FILE *out);
 int cli_sendmail(const struct config *cfg, int argc, char **argv);
 void cli_sendmail_usage(FILE *out);
 void cli_sendmail_set_invoker(void);

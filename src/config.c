@@ -276,6 +276,22 @@ static const struct key keys[] = {
 	  "Recipient domains sent through the relay (a domain covers its subdomains); * sends everything through it." },
 	{ "relay", "mx_patterns", T_LIST, S(relay_mx_patterns_raw), 0, "", NULL, 0, 0,
 	  "MX host patterns sent through the relay, e.g. *.outlook.com: every domain whose MX is under outlook.com." },
+	{ "routing", "adaptive", T_ENUM, S(routing_adaptive), 0, "yes", "yes|no", 0, 0,
+	  "When a receiver refuses direct delivery for our reputation, send the refused mail through the relay at once and route its provider there for a while." },
+	{ "routing", "period", T_DURATION, NUMERIC_RAW, S(routing_period_ms), "1d", NULL, 1000, 2592000000ULL,
+	  "How long a provider that refused us for reputation is sent through the relay." },
+	{ "routing", "reputation_patterns", T_STRING, S(routing_patterns_raw), 0, REPUTATION_DEFAULT_PATTERNS, NULL, 0, 0,
+	  "Refusals that mean reputation: '[CODE] STATUS [TEXT]; ...', STATUS exact or a prefix like 5.7., TEXT found anywhere in the reply." },
+	{ "pacing", "limits", T_STRING, S(pacing_limits_raw), 0, "", NULL, 0, 0,
+	  "Recipients per window sent directly to each provider, e.g. 'gmail=100/h, outlook=50/h, *=500/h' (other: per domain). Empty: no limit." },
+	{ "pacing", "connections", T_STRING, S(pacing_connections_raw), 0, "", NULL, 0, 0,
+	  "Connections open at once to each provider, e.g. 'gmail=5, outlook=3, *=20'. Empty: [queue] destination_concurrency only." },
+	{ "pacing", "window", T_DURATION, NUMERIC_RAW, S(pacing.window_ms), "1h", NULL, 1000, 86400000,
+	  "The window the limits count in (the '/h'). Only tests change it." },
+	{ "pacing", "warm_up", T_STRING, S(pacing_warm_up_raw), 0, "", NULL, 0, 0,
+	  "A new sending address's daily volume per provider, day by day from warm_up_start, e.g. '50, 100, 200, 400, 800'. Empty: none." },
+	{ "pacing", "warm_up_start", T_STRING, S(pacing_warm_up_start_raw), 0, "", NULL, 0, 0,
+	  "The first day of the warm-up, YYYY-MM-DD (UTC). Empty: the day of the first direct delivery in the ledger." },
 	{ "web", "listen", T_STRING, S(web_listen_raw), 0, "127.0.0.1:8025", NULL, 0, 0,
 	  "Addresses of the web dashboard and /metrics, as ADDRESS:PORT separated by commas. Empty: no dashboard." },
 	{ "web", "admins", T_LIST, S(web_admins_raw), 0, "", NULL, 0, 0,
@@ -837,6 +853,21 @@ static void cross_check(struct loader *ld)
 	if (*c->relay_ca_file && access(c->relay_ca_file, R_OK) < 0)
 		problem(ld, ld->line[key_index("relay", "ca_file")], "cannot read %s: %s; check the path and its permissions",
 			c->relay_ca_file, strerror(errno));
+	{
+		char perr[300];
+		if (reputation_parse(c->routing_patterns_raw, &c->reputation, perr, sizeof perr) < 0)
+			problem(ld, ld->line[key_index("routing", "reputation_patterns")], "reputation_patterns: %s", perr);
+		if (pacing_parse_rules(c->pacing_limits_raw, 1, c->pacing.limits, &c->pacing.nlimits, perr, sizeof perr) < 0)
+			problem(ld, ld->line[key_index("pacing", "limits")], "limits: %s", perr);
+		if (pacing_parse_rules(c->pacing_connections_raw, 0, c->pacing.conns, &c->pacing.nconns, perr, sizeof perr) < 0)
+			problem(ld, ld->line[key_index("pacing", "connections")], "connections: %s", perr);
+		if (pacing_parse_warm_up(c->pacing_warm_up_raw, &c->pacing.warm_up, &c->pacing.nwarm_up, perr, sizeof perr) < 0)
+			problem(ld, ld->line[key_index("pacing", "warm_up")], "warm_up: %s", perr);
+		if (pacing_parse_date(c->pacing_warm_up_start_raw, &c->pacing.warm_up_start) < 0)
+			problem(ld, ld->line[key_index("pacing", "warm_up_start")],
+				"warm_up_start = %s is not a date; write YYYY-MM-DD, or nothing for the first delivery",
+				c->pacing_warm_up_start_raw);
+	}
 	i = key_index("web", "listen");
 	{
 		char **items;
@@ -995,6 +1026,8 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->nrelay_mx_patterns; i++)
 		free(c->relay_mx_patterns[i]);
 	free(c->relay_mx_patterns);
+	reputation_list_free(&c->reputation);
+	free(c->pacing.warm_up);
 	for (size_t i = 0; i < c->nsmtp_listen; i++) {
 		free(c->smtp_listen[i].host);
 		free(c->smtp_listen[i].port);

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "deliver/pacing.h"
+#include "deliver/reputation.h"
 #include "policy/conf.h"
 struct keyring;
 
@@ -169,6 +171,16 @@ struct config {
 	size_t nrelay_domains;
 	char **relay_mx_patterns; /* lower-cased */
 	size_t nrelay_mx_patterns;
+
+	/* [routing]: adaptive routing (remote.c, reputation.c) */
+	char *routing_adaptive; /* yes|no */
+	uint64_t routing_period_ms;
+	char *routing_patterns_raw;
+	struct reputation_list reputation;
+
+	/* [pacing] (pacing.c) */
+	char *pacing_limits_raw, *pacing_connections_raw, *pacing_warm_up_raw, *pacing_warm_up_start_raw;
+	struct pacing_conf pacing;
 
 	/* [web] */
 	char *web_listen_raw;

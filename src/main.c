@@ -44,6 +44,7 @@ static void usage(FILE *out)
 	      "                           the outbound queue and the delivery ledger\n"
 	      "  deliverability [--days N] per provider and day: sent, delivered, deferred,\n"
 	      "                           bounced, DMARC-reported; the silent-drop flags\n"
+	      "  routes [forget KEY]      what adaptive routing learned, and the pacing state\n"
 	      "  sendmail [-f SENDER] [-t] [RCPT...]\n"
 	      "                           queue a message from standard input\n"
 	      "\n"
@@ -258,6 +259,13 @@ int main(int argc, char **argv)
 			rc = 0;
 		} else {
 			rc = run_state_command(config, cli_deliverability, n, args);
+		}
+	} else if (!strcmp(args[0], "routes")) {
+		if (wants_help(n - 1, args + 1)) {
+			cli_routes_usage(stdout);
+			rc = 0;
+		} else {
+			rc = run_state_command(config, cli_routes, n - 1, args + 1);
 		}
 	} else if (!strcmp(args[0], "sendmail")) {
 		if (n > 1 && (!strcmp(args[1], "--help") || !strcmp(args[1], "-h"))) {

@@ -46,6 +46,8 @@
 
 #include "config.h"
 #include "deliver/mtasts.h"
+#include "deliver/pacing.h"
+#include "deliver/reputation.h"
 #include "deliver/route.h"
 #include "deliver/tlspolicy.h"
 #include "dns/dns.h"
@@ -138,6 +140,7 @@ struct idle {
 
 struct dest {
 	char *key;
+	const char *provider; /* of a direct destination (static), for [pacing] connections */
 	int active; /* connections: opening, busy or idle */
 	struct idle *idle;
 	struct rjob *wait_head, *wait_tail;
@@ -156,12 +159,15 @@ struct remote {
 	struct rjob *jobs;
 	size_t njobs;
 	struct dest *dests;
+	struct pacing *pacing;
 };
 
 static void next_host(struct rjob *j);
 static void try_addr(struct rjob *j);
 static void send_txn(struct rjob *j);
 static void acquire(struct rjob *j);
+static int routing_decide(struct rjob *j);
+static void routing_learn(struct rjob *j);
 
 static uint32_t rnd32(void)
 {
@@ -253,6 +259,11 @@ static void finish(struct rjob *j)
 			.tls_policy_ok = j->tls.failure == TLSP_OK,
 			.tls_failure = tlsp_result_name(j->tls.failure),
 		};
+		if (res->outcome == REMOTE_PACED) {
+			log_info(j->log_id, "event=paced to=<%s> provider=%s until=%lld why=\"%s\"", j->rcpts[i], d.provider,
+				 (long long)(res->not_before_ms / 1000), res->text);
+			continue;
+		}
 		if (r->store)
 			store_ledger_add(r->store, &d);
 		log_info(j->log_id,
@@ -377,6 +388,8 @@ static void acquire(struct rjob *j)
 	else
 		snprintf(key, sizeof key, "mx:%s", j->domain);
 	d = j->dest = dest_get(r, key);
+	if (j->kind == ROUTE_DIRECT)
+		d->provider = j->provider;
 	while (d->idle) {
 		struct idle *it = d->idle;
 		struct smtpc *c = it->c;
@@ -436,6 +449,7 @@ static void on_txn(void *arg, struct smtpc *c, const struct smtpc_txn_result *re
 		str_copy(o->text, x->text, sizeof o->text);
 		str_copy(o->mx, j->conn_host, sizeof o->mx);
 	}
+	routing_learn(j);
 	release(j, res->reusable);
 	finish(j);
 }
@@ -856,6 +870,7 @@ static void next_host(struct rjob *j)
 		all_results(j, REMOTE_DEFERRED, j->last.code, j->last.status[0] ? j->last.status : "4.4.1",
 			    j->last.text[0] ? j->last.text : "no host could be reached",
 			    j->last.code || j->tls.failure != TLSP_OK ? j->last_host : NULL);
+		routing_learn(j); /* a refusal in the greeting or EHLO */
 		if (j->last.code >= 500 && j->last.code < 600)
 			/* a 5xx greeting or EHLO: still only a deferral; RFC 5321 5.1 says try the others later */
 			for (size_t i = 0; i < j->nrcpts; i++)
@@ -1175,10 +1190,139 @@ static void on_mx(void *arg, const struct dns_result *res)
 		finish(j);
 		return;
 	}
+	if (routing_decide(j))
+		return;
 	if (j->kind == ROUTE_DIRECT)
 		sts_begin(j);
 	else
 		acquire(j);
+}
+
+/* ---- routing: learned routes (adaptive routing) and pacing ---- */
+
+struct route_find {
+	int64_t now;
+	int found;
+	char reason[200];
+};
+
+static int route_found(void *arg, const struct store_route *rt)
+{
+	struct route_find *f = arg;
+	if (rt->relay && rt->until > f->now) {
+		f->found = 1;
+		str_copy(f->reason, rt->reason ? rt->reason : "", sizeof f->reason);
+	}
+	return 1;
+}
+
+static void paced(struct rjob *j, int64_t until_ms, const char *why)
+{
+	all_results(j, REMOTE_PACED, 0, "4.7.0", why, NULL);
+	for (size_t i = 0; i < j->nrcpts; i++)
+		j->res[i].not_before_ms = until_ms;
+	finish(j);
+}
+
+/* After the MX lookup, for a job still going direct: a learned route
+ * takes it to the relay; otherwise [pacing] may hold it back. Returns 1
+ * when the job is finished (paced). */
+static int routing_decide(struct rjob *j)
+{
+	struct remote *r = j->r;
+	const struct config *cfg = r->cfg;
+	const char *key = pacing_key(j->provider, j->domain);
+	int64_t now = (int64_t)wall_ms(), until = 0;
+	uint64_t max_conns;
+	char why[300];
+
+	if (j->kind != ROUTE_DIRECT)
+		return 0;
+	if (*cfg->relay_host && !strcasecmp(cfg->routing_adaptive, "yes") && r->store) {
+		struct route_find f = { .now = now / 1000 };
+		store_route_list(r->store, key, route_found, &f);
+		if (f.found) {
+			char reason[300];
+			snprintf(reason, sizeof reason, "learned: %s", f.reason);
+			set_relay(j, reason);
+			return 0;
+		}
+	}
+	max_conns = pacing_rule_for(cfg->pacing.conns, cfg->pacing.nconns, j->provider);
+	if (max_conns) {
+		char dkey[400];
+		struct dest *own;
+		uint64_t open = 0;
+		snprintf(dkey, sizeof dkey, "mx:%s", j->domain);
+		own = dest_get(r, dkey);
+		for (struct dest *d = r->dests; d; d = d->next)
+			if (d->provider && !strcmp(d->provider, j->provider))
+				open += (uint64_t)d->active;
+		if (open >= max_conns && !own->idle) {
+			snprintf(why, sizeof why, "%llu connections open to %s, limit %llu", (unsigned long long)open,
+				 j->provider, (unsigned long long)max_conns);
+			paced(j, now + 1000, why);
+			return 1;
+		}
+	}
+	if (!pacing_admit(r->pacing, &cfg->pacing, j->provider, key, j->nrcpts, now, &until, why, sizeof why)) {
+		paced(j, until, why);
+		return 1;
+	}
+	return 0;
+}
+
+/* After a direct attempt: a refusal for reputation teaches a route. */
+static void routing_learn(struct rjob *j)
+{
+	struct remote *r = j->r;
+	const struct config *cfg = r->cfg;
+	const struct remote_result *hit = NULL;
+	int relay = *cfg->relay_host != '\0';
+	char pat[300], v[600];
+
+	if (j->kind != ROUTE_DIRECT || strcasecmp(cfg->routing_adaptive, "yes"))
+		return;
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		struct remote_result *x = &j->res[i];
+		const struct reputation_pattern *p;
+		if (x->outcome == REMOTE_DELIVERED || x->outcome == REMOTE_PACED)
+			continue;
+		p = reputation_match(&cfg->reputation, x->code, x->status, x->text);
+		if (!p)
+			continue;
+		if (!hit)
+			reputation_pattern_text(p, pat, sizeof pat);
+		hit = x;
+		x->retry_now = 1; /* marks the refused ones; cleared below unless rerouted */
+	}
+	if (!hit)
+		return;
+	{
+		int64_t now = (int64_t)(wall_ms() / 1000);
+		struct store_route rt = {
+			.key = pacing_key(j->provider, j->domain),
+			.provider = j->provider ? j->provider : "other",
+			.domain = j->domain,
+			.until = now + (int64_t)(cfg->routing_period_ms / 1000),
+			.learned = now,
+			.reason = hit->text,
+			.relay = relay,
+		};
+		/* without a stored route the retry would go direct again: no retry then */
+		if (!r->store || store_route_put(r->store, &rt) != STORE_OK)
+			relay = 0;
+		for (size_t i = 0; i < j->nrcpts; i++)
+			if (j->res[i].retry_now) {
+				j->res[i].retry_now = relay;
+				if (relay)
+					j->res[i].outcome = REMOTE_DEFERRED;
+			}
+		log_warn(j->log_id, "event=learned_route key=%s provider=%s until=%lld relay=%s pattern=\"%s\" reply=%s%s",
+			 rt.key, rt.provider, (long long)rt.until, relay ? "yes" : "no", pat,
+			 log_value(v, sizeof v, hit->text, strlen(hit->text)),
+			 *cfg->relay_host ? "" : " hint=\"set [relay] host so that such mail goes through a relay\"");
+	}
 }
 
 void remote_deliver(struct remote *r, const struct remote_msg *m, remote_cb cb, void *arg)
@@ -1267,6 +1411,9 @@ struct remote *remote_new(struct event_base *base, const struct config *cfg, str
 		free(r);
 		return NULL;
 	}
+	r->pacing = pacing_new();
+	if (store)
+		pacing_load(r->pacing, &cfg->pacing, store, (int64_t)wall_ms());
 	return r;
 }
 
@@ -1299,6 +1446,7 @@ void remote_free(struct remote *r)
 		SSL_CTX_free(r->ctx_direct);
 	if (r->ctx_relay)
 		SSL_CTX_free(r->ctx_relay);
+	pacing_free(r->pacing);
 	free(r);
 }
 

@@ -14,6 +14,14 @@
  * its IPv6 then its IPv4 addresses; at most REMOTE_MAX_ADDRS connection
  * attempts per job. A temporary failure (no connection, 4xx greeting,
  * TLS failure at the relay) moves on to the next address.
+ *
+ * Adaptive routing and pacing (the "routing" section of remote.c): a
+ * direct attempt refused for reputation (reputation.c) is recorded as a
+ * learned route in the store, and with a relay configured the refused
+ * recipients come back with retry_now; the next job for that provider
+ * finds the route and goes through the relay (reason "learned: REPLY").
+ * Direct jobs over a [pacing] limit end REMOTE_PACED without a
+ * connection and without a ledger row.
  */
 #ifndef POSTERN_DELIVER_REMOTE_H
 #define POSTERN_DELIVER_REMOTE_H
@@ -32,7 +40,8 @@ struct remote;
 #define REMOTE_MAX_MX 10
 #define REMOTE_MAX_ADDRS 10
 
-enum remote_outcome { REMOTE_DELIVERED, REMOTE_DEFERRED, REMOTE_FAILED };
+/* REMOTE_PACED: not tried, held back by [pacing] until not_before_ms. */
+enum remote_outcome { REMOTE_DELIVERED, REMOTE_DEFERRED, REMOTE_FAILED, REMOTE_PACED };
 
 struct remote_result {
 	enum remote_outcome outcome;
@@ -40,6 +49,8 @@ struct remote_result {
 	char status[16]; /* enhanced status code */
 	char text[512];  /* the reply on one line, or our diagnostic */
 	char mx[256];    /* who answered, "" when nobody did */
+	int retry_now;   /* refused for reputation: retry at once (a learned route takes it to the relay) */
+	int64_t not_before_ms; /* REMOTE_PACED: when it may go */
 };
 
 struct remote_msg {

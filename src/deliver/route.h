@@ -10,9 +10,12 @@
  *      relay, reason "domain";
  *   2. an MX host of the domain matches [relay] mx_patterns:
  *      relay, reason "mx_pattern PATTERN";
+ *   2b. a route learned from a reputation refusal for the provider (or
+ *      domain) is still valid (adaptive routing, in remote.c over the
+ *      store): relay, reason "learned: REPLY";
  *   3. otherwise direct, reason "mx" (or "implicit_mx" when the domain has
  *      no MX record and its own address is used, RFC 5321 section 5.1).
- * Later route sources (adaptive routing, MTA-STS) slot in before 3.
+ * Later route sources (MTA-STS) slot in before 3.
  *
  * Provider: the big mailbox providers are recognised from the MX host
  * names (Gmail, Outlook, Yahoo, iCloud), so that the ledger can say how

@@ -692,11 +692,28 @@ static void on_remote(void *arg, const struct remote_result *res)
 	rgroup_unlink(g->m->q, g);
 	for (size_t i = 0; i < g->n; i++) {
 		const struct remote_result *x = &res[i];
-		rcpt_result(g->m, &g->m->r[g->idx[i]],
+		struct qrc *r = &g->m->r[g->idx[i]];
+		if (x->outcome == REMOTE_PACED) {
+			/* held back by [pacing]: not an attempt; never bounced for it */
+			char *why = xasprintf("paced: %s", x->text);
+			r->busy = 0;
+			r->state = R_PENDING;
+			r->next_attempt = (x->not_before_ms + 999) / 1000;
+			set_str(&r->reply, why);
+			free(why);
+			rcpt_save(g->m, r);
+			continue;
+		}
+		rcpt_result(g->m, r,
 			    x->outcome == REMOTE_DELIVERED  ? OUT_DELIVERED
 			    : x->outcome == REMOTE_DEFERRED ? OUT_DEFERRED
 							    : OUT_FAILED,
 			    x->status, x->text, x->mx);
+		if (x->retry_now && r->state == R_PENDING) {
+			/* refused for reputation: at once, through the route just learned */
+			r->next_attempt = (int64_t)(wall_ms() / 1000);
+			rcpt_save(g->m, r);
+		}
 	}
 	job_done(g->m);
 	free(g->idx);

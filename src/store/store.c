@@ -389,6 +389,22 @@ void store_mtasts_clear(struct store_mtasts *m)
 	memset(m, 0, sizeof *m);
 }
 
+int store_route_put(struct store *st, const struct store_route *r)
+{
+	return ops_of(st)->route_put(st, r);
+}
+
+int store_route_list(struct store *st, const char *key, store_route_cb cb, void *arg)
+{
+	return ops_of(st)->route_list(st, key, cb, arg);
+}
+
+int store_route_forget(struct store *st, const char *key, int *n)
+{
+	*n = 0;
+	return ops_of(st)->route_forget(st, key, n);
+}
+
 /* ---- resolution ---- */
 
 struct strv {

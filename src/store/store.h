@@ -410,6 +410,30 @@ struct store_grey_stats {
 };
 int store_grey_stats(struct store *st, struct store_grey_stats *out);
 
+/*
+ * Learned routes (adaptive routing, remote.c): a receiver refused our
+ * direct delivery for reputation, so mail for its provider (or, for
+ * provider "other", its domain: the key) goes through the relay until
+ * `until`. relay 0: no relay was configured; the row is only advice
+ * (`postern routes` shows it). Times are Unix seconds.
+ */
+struct store_route {
+	const char *key;
+	const char *provider;
+	const char *domain; /* the domain whose refusal taught it */
+	int64_t until;
+	int64_t learned;
+	const char *reason; /* the receiver's reply */
+	int relay;
+};
+typedef int (*store_route_cb)(void *arg, const struct store_route *r);
+/* Inserts or replaces the route of r->key. */
+int store_route_put(struct store *st, const struct store_route *r);
+/* Visits the route of key (NULL: all, by key). */
+int store_route_list(struct store *st, const char *key, store_route_cb cb, void *arg);
+/* Removes the route of key; *n: 0 or 1. */
+int store_route_forget(struct store *st, const char *key, int *n);
+
 /* The backend contract (for a second backend later). */
 struct store_ops {
 	const char *name;
@@ -457,6 +481,9 @@ struct store_ops {
 	int (*queue_counts)(struct store *, struct store_queue_counts *);
 	int (*queue_domains)(struct store *, size_t, store_queue_domain_cb, void *);
 	int (*grey_stats)(struct store *, struct store_grey_stats *);
+	int (*route_put)(struct store *, const struct store_route *);
+	int (*route_list)(struct store *, const char *, store_route_cb, void *);
+	int (*route_forget)(struct store *, const char *, int *);
 	void (*close)(struct store *);
 };
 

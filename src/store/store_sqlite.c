@@ -77,6 +77,10 @@ enum stmt_id {
 	ST_LEDGER_LIST,
 	ST_MTASTS_GET,
 	ST_MTASTS_PUT,
+	ST_ROUTE_PUT,
+	ST_ROUTE_ONE,
+	ST_ROUTE_ALL,
+	ST_ROUTE_DEL,
 	ST_COUNT
 };
 
@@ -140,6 +144,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MTASTS_GET] = "SELECT id, policy, fetched, expires FROM mtasts_cache WHERE domain = ?1",
 	[ST_MTASTS_PUT] = "INSERT OR REPLACE INTO mtasts_cache(domain, id, policy, fetched, expires) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_ROUTE_PUT] = "INSERT OR REPLACE INTO learned_route(key, provider, domain, until, learned, reason, relay) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+#define ROUTE_COLS "key, provider, domain, until, learned, reason, relay"
+	[ST_ROUTE_ONE] = "SELECT " ROUTE_COLS " FROM learned_route WHERE key = ?1",
+	[ST_ROUTE_ALL] = "SELECT " ROUTE_COLS " FROM learned_route ORDER BY key",
+	[ST_ROUTE_DEL] = "DELETE FROM learned_route WHERE key = ?1",
 };
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -266,6 +276,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE delivery_ledger ADD COLUMN tls_failure TEXT;",
 	/* v7: the latest attempts per provider (deliverability: reputation runs) */
 	"CREATE INDEX IF NOT EXISTS delivery_ledger_provider ON delivery_ledger(provider, time);",
+	/* v8: adaptive routing: providers (or domains) sent through the relay
+	 * for a while after a reputation refusal (src/deliver/remote.c) */
+	"CREATE TABLE IF NOT EXISTS learned_route ("
+	"  key TEXT PRIMARY KEY,"
+	"  provider TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  until INTEGER NOT NULL, learned INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL, relay INTEGER NOT NULL"
+	");",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -1658,6 +1676,66 @@ static int sq_grey_stats(struct store *st, struct store_grey_stats *out)
 	return rc;
 }
 
+static int sq_route_put(struct store *st, const struct store_route *r)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ROUTE_PUT);
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, r->key) < 0 || bind_text(st, s, 2, r->provider) < 0 || bind_text(st, s, 3, r->domain) < 0 ||
+	    sqlite3_bind_int64(s, 4, r->until) != SQLITE_OK || sqlite3_bind_int64(s, 5, r->learned) != SQLITE_OK ||
+	    bind_text(st, s, 6, r->reason) < 0 || sqlite3_bind_int(s, 7, r->relay) != SQLITE_OK) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	return step_done(st, s, "route_put");
+}
+
+static int sq_route_list(struct store *st, const char *key, store_route_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt_get(st, key ? ST_ROUTE_ONE : ST_ROUTE_ALL);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (key && bind_text(st, s, 1, key) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_route r = {
+			.key = COL_TEXT(s, 0),
+			.provider = COL_TEXT(s, 1),
+			.domain = COL_TEXT(s, 2),
+			.until = sqlite3_column_int64(s, 3),
+			.learned = sqlite3_column_int64(s, 4),
+			.reason = COL_TEXT(s, 5),
+			.relay = sqlite3_column_int(s, 6),
+		};
+		if (cb(arg, &r)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		db_error(st, "route_list");
+	stmt_done(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+static int sq_route_forget(struct store *st, const char *key, int *n)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ROUTE_DEL);
+	int rc;
+	if (!s)
+		return STORE_ERROR;
+	if (bind_text(st, s, 1, key) < 0) {
+		stmt_done(s);
+		return STORE_ERROR;
+	}
+	rc = step_done(st, s, "route_forget");
+	*n = rc == STORE_OK ? sqlite3_changes(st->db) : 0;
+	return rc;
+}
+
 static void sq_close(struct store *st)
 {
 	if (!st)
@@ -1716,6 +1794,9 @@ static const struct store_ops sqlite_ops = {
 	.queue_counts = sq_queue_counts,
 	.queue_domains = sq_queue_domains,
 	.grey_stats = sq_grey_stats,
+	.route_put = sq_route_put,
+	.route_list = sq_route_list,
+	.route_forget = sq_route_forget,
 	.close = sq_close,
 };
 
