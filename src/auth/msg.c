@@ -20,6 +20,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <openssl/evp.h>
 
 #include "lib/util.h"
@@ -499,6 +503,58 @@ static int line_plain(const unsigned char *p, size_t n)
 	return 1;
 }
 
+/*
+ * The length of the longest prefix of p[0..n), which starts at the start of
+ * a line, made of whole lines that relaxed canonicalisation leaves as they
+ * are: each non-empty, ending in CRLF, without tab, other CR, two spaces in
+ * a row or a space before its end. 16 bytes at a time with SSE2 masks (one
+ * bit per byte), the flags of the previous block carried across; only
+ * whole blocks are looked at, the caller's line-by-line path does the rest.
+ * 0 when nothing qualifies (or without SSE2).
+ */
+static size_t canonical_lines(const unsigned char *p, size_t n)
+{
+#if defined(__SSE2__)
+	const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'), tab = _mm_set1_epi8('\t'),
+		      sp = _mm_set1_epi8(' ');
+	uint32_t prev_sp = 0, prev_cr = 0, prev_lf = 1; /* p is a line start */
+	size_t good = 0;
+	for (size_t i = 0; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+		uint32_t m_lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+		uint32_t m_cr = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr));
+		uint32_t m_tab = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, tab));
+		uint32_t m_sp = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp));
+		uint32_t sp_before = (m_sp << 1) | prev_sp, cr_before = (m_cr << 1) | prev_cr;
+		uint32_t starts = (m_lf << 1) | prev_lf;
+		uint32_t bad = m_tab | (m_lf & ~cr_before) | (m_sp & sp_before) | (m_cr & sp_before) | (m_cr & starts);
+		/* A CR must be followed by LF: within the block here; the last
+		 * byte's CR by this block's first byte. */
+		bad |= m_cr & ~(m_lf >> 1) & 0x7fff;
+		bad |= prev_cr & ~m_lf & 1;
+		bad &= 0xffff;
+		if (bad) {
+			uint32_t before = m_lf & ((1u << __builtin_ctz(bad)) - 1);
+			if (before)
+				good = i + (size_t)(31 - __builtin_clz(before)) + 1;
+			return good;
+		}
+		if (m_lf)
+			good = i + (size_t)(31 - __builtin_clz(m_lf)) + 1;
+		prev_sp = (m_sp >> 15) & 1;
+		prev_cr = (m_cr >> 15) & 1;
+		prev_lf = (m_lf >> 15) & 1;
+	}
+	/* A CR ending the last block whose LF was not looked at ends no line
+	 * counted in good (good stops at an LF), so nothing to undo. */
+	return good;
+#else
+	(void)p;
+	(void)n;
+	return 0;
+#endif
+}
+
 /* 3.4.4: WSP runs become one SP, WSP at line ends goes, empty lines at the
  * end are ignored. The loop writes into bc->out directly: this is the hot
  * path of verifying large messages. */
@@ -530,6 +586,26 @@ static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len
 			bc->olen = o;
 			bc_flush(bc);
 			o = 0;
+		}
+		if (!bc->in_line && !bc->wsp && cls != C_LF) {
+			size_t whole = canonical_lines(p, (size_t)(end - p));
+			if (whole) {
+				/* Many lines already canonical: hashed straight
+				 * from the input. */
+				if (bc->empty_lines) {
+					bc->olen = o;
+					bc_release_empty(bc);
+					o = bc->olen;
+				}
+				if (!run) {
+					bc->olen = o;
+					bc_flush(bc);
+					o = 0;
+					run = p;
+				}
+				p += whole;
+				continue;
+			}
 		}
 		if (!bc->in_line && !bc->wsp && cls != C_LF) {
 			/* Fast path: a whole line in this chunk that relaxed leaves as
