@@ -30,7 +30,7 @@
 void cli_doctor_usage(FILE *out)
 {
 	fputs("usage: postern [-c FILE] doctor [DOMAIN] [--hostname NAME] [--address IP ...]\n"
-	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...] [--ca-file FILE]\n"
+	      "                        [--dnsbl ZONE ...] [--dnswl ZONE ...] [--dbl ZONE ...] [--ca-file FILE]\n"
 	      "                        [--resolver ADDR[:PORT]] [--dns-timeout DURATION] [--json] [--save]\n"
 	      "\n"
 	      "Checks what receivers see of DOMAIN (default: the first of [server] domains)\n"
@@ -58,6 +58,8 @@ void cli_doctor_usage(FILE *out)
 	      "  --dnsbl ZONE      a DNS block list to check the addresses on (repeatable;\n"
 	      "                    default: the lists of [dnsbl], with their return codes)\n"
 	      "  --dnswl ZONE      a DNS allow list (repeatable)\n"
+	      "  --dbl ZONE        a domain block list, asked for DOMAIN itself (repeatable;\n"
+	      "                    e.g. dbl.spamhaus.org)\n"
 	      "  --ca-file FILE    CA certificates for fetching the MTA-STS policy (default:\n"
 	      "                    the system's)\n"
 	      "  --resolver ADDR   DNS resolver(s), overriding [dns] resolver\n"
@@ -209,7 +211,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = !strcmp(a, "--hostname") || !strcmp(a, "--address") || !strcmp(a, "--dnsbl") ||
-			    !strcmp(a, "--dnswl") || !strcmp(a, "--resolver") || !strcmp(a, "--dns-timeout") ||
+			    !strcmp(a, "--dnswl") || !strcmp(a, "--dbl") || !strcmp(a, "--resolver") || !strcmp(a, "--dns-timeout") ||
 			    !strcmp(a, "--ca-file");
 		if (takes && !v) {
 			fprintf(stderr, "postern doctor: %s needs a value\n", a);
@@ -227,13 +229,14 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 				return 2;
 			}
 			addresses[naddr++] = v, i++;
-		} else if (!strcmp(a, "--dnsbl") || !strcmp(a, "--dnswl")) {
+		} else if (!strcmp(a, "--dnsbl") || !strcmp(a, "--dnswl") || !strcmp(a, "--dbl")) {
 			if (nlists == DOCTOR_MAX_ARGS) {
 				fprintf(stderr, "postern doctor: at most %d lists\n", DOCTOR_MAX_ARGS);
 				return 2;
 			}
 			lists[nlists].zone = v;
 			lists[nlists].rules = NULL;
+			lists[nlists].domain = !strcmp(a, "--dbl");
 			lists[nlists++].allow = !strcmp(a, "--dnswl");
 			i++;
 		} else if (!strcmp(a, "--ca-file")) {
@@ -310,6 +313,7 @@ int cli_doctor(const char *config_path, int config_explicit, int argc, char **ar
 			for (size_t i = 0; i < zs[a]->n && nlists < DOCTOR_MAX_ARGS; i++) {
 				lists[nlists].zone = zs[a]->zones[i].name;
 				lists[nlists].allow = a;
+				lists[nlists].domain = 0;
 				lists[nlists++].rules = &zs[a]->zones[i];
 			}
 	}

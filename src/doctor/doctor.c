@@ -838,12 +838,18 @@ static void check_lists(struct dns *dns, const struct doctor_options *o, struct 
 {
 	for (size_t l = 0; l < o->nlists; l++) {
 		const struct doctor_list *dl = &o->lists[l];
-		for (size_t i = 0; i < r->naddresses; i++) {
+		/* An address list is asked for each address; a domain list
+		 * (e.g. Spamhaus DBL) for the domain itself. */
+		size_t nsubjects = dl->domain ? 1 : r->naddresses;
+		for (size_t i = 0; i < nsubjects; i++) {
 			char qname[400], name[300];
 			struct answer q;
 			char code[INET6_ADDRSTRLEN] = "";
-			snprintf(name, sizeof name, "%s %s", dl->allow ? "dnswl" : "dnsbl", dl->zone);
-			if (reverse_name(r->addresses[i], dl->zone, qname, sizeof qname) < 0)
+			const char *subject = dl->domain ? o->domain : r->addresses[i];
+			snprintf(name, sizeof name, "%s %s", dl->domain ? "dbl" : dl->allow ? "dnswl" : "dnsbl", dl->zone);
+			if (dl->domain)
+				snprintf(qname, sizeof qname, "%s.%s", o->domain, dl->zone);
+			else if (reverse_name(subject, dl->zone, qname, sizeof qname) < 0)
 				continue;
 			enum zone_action act = ZONE_LISTED;
 			lookup(dns, qname, DNS_T_A, &q);
@@ -863,24 +869,24 @@ static void check_lists(struct dns *dns, const struct doctor_options *o, struct 
 			}
 			if (*code && act == ZONE_IGNORE)
 				add(r, name, dl->allow ? DOCTOR_WARN : DOCTOR_PASS, NULL, "%s: %s answered %s, which means nothing here",
-				    r->addresses[i], dl->zone, code);
+				    subject, dl->zone, code);
 			else if (*code && act == ZONE_ERROR)
 				add(r, name, DOCTOR_WARN,
 				    fmt("%s refused the query (%s): use a resolver of your own, not a public one", dl->zone,
 					code),
-				    "%s could not be checked on %s", r->addresses[i], dl->zone);
+				    "%s could not be checked on %s", subject, dl->zone);
 			else if (*code && dl->allow)
-				add(r, name, DOCTOR_PASS, NULL, "%s is on the allow list %s (%s)", r->addresses[i], dl->zone,
+				add(r, name, DOCTOR_PASS, NULL, "%s is on the allow list %s (%s)", subject, dl->zone,
 				    code);
 			else if (*code)
 				add(r, name, DOCTOR_FAIL,
 				    fmt("find the reason on %s's web site and ask for removal (delisting)", dl->zone),
-				    "%s is LISTED on %s (%s): many receivers refuse its mail", r->addresses[i], dl->zone,
+				    "%s is LISTED on %s (%s): many receivers refuse its mail", subject, dl->zone,
 				    code);
 			else if (q.status == DNS_NXDOMAIN || q.status == DNS_NODATA)
 				add(r, name, dl->allow ? DOCTOR_WARN : DOCTOR_PASS,
 				    dl->allow ? fmt("you may apply to %s", dl->zone) : NULL, "%s is not listed on %s",
-				    r->addresses[i], dl->zone);
+				    subject, dl->zone);
 			else
 				add(r, name, DOCTOR_WARN, xstrdup("run the doctor again"), "the lookup on %s failed: %s",
 				    dl->zone, status_text(q.status));

@@ -45,7 +45,8 @@ struct doctor_report {
 struct policy_zone;
 struct doctor_list {
 	const char *zone;
-	int allow; /* a DNSWL: being listed is good */
+	int allow;  /* a DNSWL: being listed is good */
+	int domain; /* lists domains (asked DOMAIN.ZONE), not addresses */
 	/* The configured zone ([dnsbl]), whose rules say what each return
 	 * code means; NULL: 127.255.255.x is an error, anything else a hit. */
 	const struct policy_zone *rules;

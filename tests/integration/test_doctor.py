@@ -336,3 +336,16 @@ def test_spf_must_allow_the_relay(build, postern_factory, sts, spf, status):
     assert "198.51.100.25" in got[0]["detail"]
     if status == "fail":
         assert "a:relay.provider.test" in got[0]["fix"]
+
+
+def test_domain_block_list(build, site):
+    """--dbl asks DOMAIN.ZONE (a domain list such as Spamhaus DBL), once."""
+    pt, records = site
+    z = good_zones(records)
+    z["example.test.dbl.test"] = [("A", "127.0.1.2")]
+    with DnsServer(z) as dns:
+        out = doctor(pt, dns, "--address", ADDR4, "--dbl", "dbl.test", "--dbl", "clean-dbl.test")
+    by = {c["check"]: c for c in out["checks"]}
+    assert by["dbl dbl.test"]["status"] == "fail" and "example.test is LISTED" in by["dbl dbl.test"]["detail"]
+    assert by["dbl clean-dbl.test"]["status"] == "pass"
+    assert dns.count("example.test.dbl.test", "A") >= 1
