@@ -555,6 +555,15 @@ static size_t canonical_lines(const unsigned char *p, size_t n)
 #endif
 }
 
+/* Whether the first line of [p, end) ends in CRLF (the block scan is
+ * worth trying: mail as received over SMTP; text with bare LF line ends
+ * goes line by line). */
+static int crlf_first(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+	return nl && nl > p && nl[-1] == '\r';
+}
+
 /* 3.4.4: WSP runs become one SP, WSP at line ends goes, empty lines at the
  * end are ignored. The loop writes into bc->out directly: this is the hot
  * path of verifying large messages. */
@@ -587,7 +596,7 @@ static void relaxed_feed(struct msg_body_canon *bc, const char *data, size_t len
 			bc_flush(bc);
 			o = 0;
 		}
-		if (!bc->in_line && !bc->wsp && cls != C_LF) {
+		if (!bc->in_line && !bc->wsp && cls != C_LF && (size_t)(end - p) >= 16 && crlf_first(p, end)) {
 			size_t whole = canonical_lines(p, (size_t)(end - p));
 			if (whole) {
 				/* Many lines already canonical: hashed straight
