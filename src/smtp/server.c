@@ -222,6 +222,11 @@ struct server {
 	struct session *table[SESSION_BUCKETS];
 	struct dns *dns;
 	struct queue *queue; /* NULL: nothing can be sent out */
+	/* Authentication verdicts waiting to be stored, one transaction per
+	 * batch (a commit per message cost a tenth of a message's time). */
+	struct pending_verdict *verdicts;
+	size_t nverdicts;
+	struct event *verdict_timer;
 	struct policy *policy; /* rate limits; made by server_start */
 	uint64_t next_id;
 	char sid_prefix[8];
@@ -2106,6 +2111,66 @@ static void auth_progress(struct session *s, int in_loop)
 }
 
 /* Keeps what the checks said of this message (for DMARC reports). */
+#define VERDICT_BATCH 128
+#define VERDICT_FLUSH_MS 200
+#define VERDICT_FIELDS 12
+
+struct pending_verdict {
+	int64_t received;
+	char *f[VERDICT_FIELDS]; /* the strings of struct store_verdict, in its order */
+};
+
+/* Stores the verdicts waiting, in one transaction. A crash loses at most
+ * the last VERDICT_FLUSH_MS of them: statistics, not mail. */
+static void verdict_flush(struct server *srv)
+{
+	struct store_verdict *v;
+	if (!srv->nverdicts)
+		return;
+	v = xcalloc(srv->nverdicts, sizeof *v);
+	for (size_t i = 0; i < srv->nverdicts; i++) {
+		char **f = srv->verdicts[i].f;
+		v[i] = (struct store_verdict){ srv->verdicts[i].received, f[0], f[1], f[2], f[3], f[4], f[5],
+					       f[6], f[7], f[8], f[9], f[10], f[11] };
+	}
+	if (store_verdicts_add(srv->store, v, srv->nverdicts) != STORE_OK)
+		log_warn(NULL, "event=verdicts_not_stored count=%zu", srv->nverdicts);
+	for (size_t i = 0; i < srv->nverdicts; i++)
+		for (int k = 0; k < VERDICT_FIELDS; k++)
+			free(srv->verdicts[i].f[k]);
+	free(v);
+	srv->nverdicts = 0;
+}
+
+static void verdict_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	verdict_flush(arg);
+}
+
+static void verdict_queue(struct server *srv, const struct store_verdict *v)
+{
+	const char *f[VERDICT_FIELDS] = { v->source_ip, v->helo, v->envelope_from, v->header_from, v->spf_domain,
+					  v->spf_result, v->dkim, v->dmarc_result, v->dmarc_policy, v->disposition,
+					  v->policy_published, v->reason };
+	struct pending_verdict *p;
+	if (!srv->verdicts)
+		srv->verdicts = xcalloc(VERDICT_BATCH, sizeof *srv->verdicts);
+	p = &srv->verdicts[srv->nverdicts++];
+	p->received = v->received;
+	for (int k = 0; k < VERDICT_FIELDS; k++)
+		p->f[k] = f[k] ? xstrdup(f[k]) : NULL;
+	if (srv->nverdicts == VERDICT_BATCH) {
+		verdict_flush(srv);
+	} else if (srv->nverdicts == 1) {
+		struct timeval tv = { 0, VERDICT_FLUSH_MS * 1000 };
+		if (!srv->verdict_timer)
+			srv->verdict_timer = evtimer_new(srv->base, verdict_timer_cb, srv);
+		evtimer_add(srv->verdict_timer, &tv);
+	}
+}
+
 static void record_verdict(struct session *s)
 {
 	char dkim[1024] = "";
@@ -2135,8 +2200,7 @@ static void record_verdict(struct session *s)
 	v.disposition = s->dmarc_done ? dmarc_policy_name(s->dmarc_disposition) : NULL;
 	v.policy_published = s->dmarc_record;
 	v.reason = s->dmarc_override ? "trusted_forwarder" : s->dmarc_reason;
-	if (store_verdict_add(s->srv->store, &v) != STORE_OK)
-		log_warn(s->sid, "event=verdict_not_stored");
+	verdict_queue(s->srv, &v);
 }
 
 /* Applies the DMARC disposition when [dmarc] apply_policy says so:
@@ -3038,6 +3102,10 @@ void server_free(struct server *srv)
 	srv->shutting_down = 0;
 	while (srv->sessions)
 		session_free(srv->sessions);
+	verdict_flush(srv);
+	if (srv->verdict_timer)
+		event_free(srv->verdict_timer);
+	free(srv->verdicts);
 	policy_free(srv->policy);
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);

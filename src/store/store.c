@@ -189,6 +189,11 @@ int store_verdict_add(struct store *st, const struct store_verdict *v)
 	return ops_of(st)->verdict_add(st, v);
 }
 
+int store_verdicts_add(struct store *st, const struct store_verdict *v, size_t n)
+{
+	return n ? ops_of(st)->verdicts_add(st, v, n) : STORE_OK;
+}
+
 int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg)
 {
 	return ops_of(st)->verdict_list(st, since, cb, arg);

@@ -107,6 +107,9 @@ struct store_verdict {
 	const char *reason;
 };
 int store_verdict_add(struct store *st, const struct store_verdict *v);
+/* The same for n verdicts in one transaction (the server batches them:
+ * one commit per batch instead of one per message). */
+int store_verdicts_add(struct store *st, const struct store_verdict *v, size_t n);
 /* Visits verdicts received at or after since, oldest first. */
 typedef int (*store_verdict_cb)(void *arg, const struct store_verdict *v);
 int store_verdict_list(struct store *st, int64_t since, store_verdict_cb cb, void *arg);
@@ -448,6 +451,7 @@ struct store_ops {
 	int (*alias_targets)(struct store *, const char *, store_alias_cb, void *);
 	int (*alias_list)(struct store *, store_alias_cb, void *);
 	int (*verdict_add)(struct store *, const struct store_verdict *);
+	int (*verdicts_add)(struct store *, const struct store_verdict *, size_t);
 	int (*verdict_list)(struct store *, int64_t, store_verdict_cb, void *);
 	int (*dmarc_report_add)(struct store *, const struct store_dmarc_report *);
 	int (*dmarc_summary)(struct store *, int64_t, enum store_dmarc_group, store_dmarc_row_cb, void *);

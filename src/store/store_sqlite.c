@@ -628,6 +628,18 @@ static int tx_end(struct store *st, int rc)
 	return rc == STORE_OK ? STORE_ERROR : rc;
 }
 
+static int sq_verdict_add(struct store *st, const struct store_verdict *v);
+
+static int sq_verdicts_add(struct store *st, const struct store_verdict *v, size_t n)
+{
+	int rc = STORE_OK;
+	if (tx_begin(st) < 0)
+		return STORE_ERROR;
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_verdict_add(st, &v[i]);
+	return tx_end(st, rc);
+}
+
 static int sq_dmarc_report_add(struct store *st, const struct store_dmarc_report *r)
 {
 	sqlite3_stmt *rep = NULL, *rec = NULL;
@@ -1761,6 +1773,7 @@ static const struct store_ops sqlite_ops = {
 	.alias_targets = sq_alias_targets,
 	.alias_list = sq_alias_list,
 	.verdict_add = sq_verdict_add,
+	.verdicts_add = sq_verdicts_add,
 	.verdict_list = sq_verdict_list,
 	.dmarc_report_add = sq_dmarc_report_add,
 	.dmarc_summary = sq_dmarc_summary,

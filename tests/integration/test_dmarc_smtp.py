@@ -8,6 +8,7 @@ the state store.
 """
 import re
 import sqlite3
+import time
 import subprocess
 
 import pytest
@@ -106,10 +107,16 @@ def test_policies_applied_or_recorded(postern_factory, dkim_key, apply_policy):
             assert "dmarc=fail (p=reject" in rej.authres, rej.authres
         okm = [m for m in inbox if m.header("Subject") == "ok"][0]
         assert "dmarc=pass" in okm.authres and "spf=pass" in okm.authres, okm.authres
-    db = sqlite3.connect(str(pt.data_dir / "state.db"))
-    rows = db.execute("SELECT header_from, spf_result, dmarc_result, disposition, policy_published "
-                      "FROM auth_verdict ORDER BY id").fetchall()
-    db.close()
+    # Verdicts are stored in batches (within VERDICT_FLUSH_MS of 200 ms).
+    deadline = time.time() + 5
+    while True:
+        db = sqlite3.connect(str(pt.data_dir / "state.db"))
+        rows = db.execute("SELECT header_from, spf_result, dmarc_result, disposition, policy_published "
+                          "FROM auth_verdict ORDER BY id").fetchall()
+        db.close()
+        if len(rows) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.1)
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("reject.example", "fail", "fail", "reject"),
         ("quarantine.example", "fail", "fail", "quarantine"),

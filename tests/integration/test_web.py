@@ -200,6 +200,7 @@ def populated(postern_factory, dns):
     assert send_hostile(pt, "a@good.example", "one").code == 250
     assert send_hostile(pt, "b@good.example", "two").code == 250
     assert send_hostile(pt, "c@bad.example", "three").code == 250  # SPF fail, recorded (p=none)
+    time.sleep(0.5)  # verdicts are stored in batches, within 200 ms
     return pt
 
 
