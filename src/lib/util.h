@@ -52,4 +52,9 @@ int fsync_dir(const char *path);
 /* A random id of n hex characters (n < 64) written to out[n+1]. */
 void random_hex(char *out, size_t n);
 
+/* The length of the valid UTF-8 sequence (RFC 3629: shortest form, no
+ * surrogates, at most U+10FFFF) at s, n bytes available, with its code
+ * point in *cp; 0 when it is not one. */
+size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
+
 #endif

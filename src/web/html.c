@@ -10,33 +10,19 @@
 
 #include <event2/buffer.h>
 
+#include "lib/util.h"
+
 /* Length of the valid UTF-8 sequence at s (n bytes available) that XML
  * allows, or 0. */
 static size_t xml_char_len(const unsigned char *s, size_t n)
 {
-	size_t len;
 	uint32_t cp;
-	if (s[0] < 0x80)
-		return s[0] >= 0x20 || s[0] == '\t' || s[0] == '\n' || s[0] == '\r' ? 1 : 0;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
+	size_t len = utf8_char(s, n, &cp);
+	if (len == 0)
 		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
+	if (len == 1)
+		return cp >= 0x20 || cp == '\t' || cp == '\n' || cp == '\r' ? 1 : 0;
+	return cp == 0xfffe || cp == 0xffff ? 0 : len;
 }
 
 void html_escape_n(struct evbuffer *out, const char *s, size_t n)

@@ -5,14 +5,12 @@
 DKIM keys made by `postern dkim keygen` and a real store for the rua= check.
 """
 import json
-import random
 import re
-import socket
 
 import pytest
 
 from dnsserver import DnsServer
-from httpsserver import HttpsServer, TestCA
+from httpsserver import HttpsServer, TestCA, free_loopback_443
 from posterntest import make_workdir
 
 ADDR4 = "192.0.2.10"
@@ -32,21 +30,6 @@ def reverse6(a):
 
 GOOD_POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 604800\r\n"
 POLICY_PATH = "/.well-known/mta-sts.txt"
-
-
-def free_loopback_443():
-    """A loopback address whose port 443 is free (we run as root)."""
-    for _ in range(50):
-        addr = "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
-        s = socket.socket()
-        try:
-            s.bind((addr, 443))
-            return addr
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise AssertionError("no free loopback address with port 443")
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,7 @@ TLSA record of another key: not delivered, validation-failure. The zones
 are under .example (libunbound answers .test itself; see test_dnssec.py).
 """
 import json
-import random
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -32,7 +30,7 @@ import time
 import pytest
 
 from dnsserver import DnsServer
-from httpsserver import HttpsServer, TestCA
+from httpsserver import HttpsServer, TestCA, free_loopback_443
 from nsdserver import NsdServer, make_keys, sign_zone
 from posterntest import make_workdir
 from smtpsink import SmtpSink
@@ -45,20 +43,6 @@ POLICY_PATH = "/.well-known/mta-sts.txt"
 
 def policy(mode, mx=MX):
     return ("version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 86400\r\n" % (mode, mx)).encode()
-
-
-def free_loopback_443():
-    for _ in range(50):
-        addr = "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
-        s = socket.socket()
-        try:
-            s.bind((addr, 443))
-            return addr
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise AssertionError("no free loopback address with port 443")
 
 
 @pytest.fixture(scope="module")

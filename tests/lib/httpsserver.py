@@ -12,6 +12,8 @@ routes maps a path to (status, body bytes, extra headers dict), or to a
 callable(host, path) returning the same; anything else is 404.
 """
 import http.server
+import random
+import socket
 import ssl
 import subprocess
 import threading
@@ -92,3 +94,19 @@ class HttpsServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+def free_loopback_443():
+    """A loopback address whose port 443 is free (tests run as root), for
+    an HTTPS server at the name's real port (MTA-STS fetches use 443)."""
+    for _ in range(50):
+        addr = "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
+        s = socket.socket()
+        try:
+            s.bind((addr, 443))
+            return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free loopback address with port 443")
