@@ -860,26 +860,8 @@ size_t arc_verifier_key_answers(const struct arc_verifier *v)
  * without its final CRLF (RFC 6376 3.7). */
 static void ams_hash(struct arc_verifier *v, struct asig *s, unsigned char *out)
 {
-	struct msg_buf b = { 0 };
-	long *picked = xcalloc(s->nnames ? s->nnames : 1, sizeof *picked);
-	const char *raw;
-	size_t rawlen;
-	char *sigf;
-
-	msg_pick_fields(&v->hdr, s->names, s->namelens, s->nnames, s->field, picked);
-	for (size_t i = 0; i < s->nnames; i++)
-		if (picked[i] >= 0)
-			msg_canon_header(s->hc, v->hdr.buf + v->hdr.fields[picked[i]].off,
-					 v->hdr.fields[picked[i]].len, 0, &b);
-	free(picked);
-	raw = msg_field_raw(&v->hdr, s->field, &rawlen);
-	sigf = xmalloc(rawlen + 1);
-	memcpy(sigf, raw, s->b_cut_start);
-	memcpy(sigf + s->b_cut_start, raw + s->b_cut_end, rawlen - s->b_cut_end);
-	msg_canon_header(s->hc, sigf, s->b_cut_start + rawlen - s->b_cut_end, 1, &b);
-	free(sigf);
-	msg_digest(MSG_HASH_SHA256, b.data ? b.data : "", b.len, out);
-	msg_buf_clear(&b);
+	msg_signed_header_hash(&v->hdr, s->hc, s->names, s->namelens, s->nnames, s->field, s->b_cut_start,
+			       s->b_cut_end, out);
 }
 
 static void canon_field(const struct msg_headers *h, long i, struct msg_buf *b)

@@ -352,6 +352,31 @@ void msg_pick_fields(const struct msg_headers *h, const char *const *names, cons
 	free(used);
 }
 
+void msg_signed_header_hash(const struct msg_headers *h, enum msg_canon c, const char *const *names,
+			    const size_t *namelens, size_t nnames, size_t field, size_t b_cut_start, size_t b_cut_end,
+			    unsigned char *out)
+{
+	struct msg_buf b = { 0 };
+	long *picked = xcalloc(nnames ? nnames : 1, sizeof *picked);
+	const char *raw;
+	size_t rawlen;
+	char *sigf;
+
+	msg_pick_fields(h, names, namelens, nnames, field, picked);
+	for (size_t i = 0; i < nnames; i++)
+		if (picked[i] >= 0)
+			msg_canon_header(c, h->buf + h->fields[picked[i]].off, h->fields[picked[i]].len, 0, &b);
+	free(picked);
+	raw = msg_field_raw(h, field, &rawlen);
+	sigf = xmalloc(rawlen + 1);
+	memcpy(sigf, raw, b_cut_start);
+	memcpy(sigf + b_cut_start, raw + b_cut_end, rawlen - b_cut_end);
+	msg_canon_header(c, sigf, b_cut_start + rawlen - b_cut_end, 1, &b);
+	free(sigf);
+	msg_digest(MSG_HASH_SHA256, b.data ? b.data : "", b.len, out);
+	msg_buf_clear(&b);
+}
+
 /* ---- body canonicalisation --------------------------------------------- */
 
 static void bc_flush(struct msg_body_canon *bc)

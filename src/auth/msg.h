@@ -109,6 +109,14 @@ void msg_canon_header(enum msg_canon c, const char *field, size_t len, int no_cr
  * names[i] has namelens[i] bytes. exclude is a field index that is never
  * picked (the signature being verified), or (size_t)-1. Writes the field
  * index or -1 into picked[i]. */
+/* RFC 6376 3.7: the SHA-256 of the signed fields (names, picked bottom-up
+ * as msg_pick_fields does) and of the signature field itself (index field)
+ * with its b= value (raw bytes [b_cut_start, b_cut_end)) emptied, without
+ * its final CRLF, all in canonicalisation c. Shared by DKIM and ARC's AMS.
+ * out gets 32 bytes. */
+void msg_signed_header_hash(const struct msg_headers *h, enum msg_canon c, const char *const *names,
+			    const size_t *namelens, size_t nnames, size_t field, size_t b_cut_start, size_t b_cut_end,
+			    unsigned char *out);
 void msg_pick_fields(const struct msg_headers *h, const char *const *names, const size_t *namelens, size_t n,
 		     size_t exclude, long *picked);
 
